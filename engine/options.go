@@ -1,0 +1,87 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+)
+
+// Seconds converts a time option (seconds, possibly fractional) to a
+// Duration.
+func Seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// CommonOptions are understood by every module type.
+type CommonOptions struct {
+	ModuleType     string `toml:"module_type"`
+	ModuleInactive bool   `toml:"module_inactive"`
+	// LogLevel is debug, info, warning or error; empty inherits the global.
+	LogLevel string `toml:"log_level"`
+	// FlushInterval is how often the module flushes, in seconds.
+	FlushInterval float64 `toml:"flush_interval"`
+	// SelfReport makes the module emit its counters in bucket bucky3.
+	SelfReport         bool    `toml:"self_report"`
+	SelfReportInterval float64 `toml:"self_report_interval"`
+}
+
+// Common returns the options shared by all modules; embedding
+// CommonOptions gives every options struct this method.
+func (c *CommonOptions) Common() *CommonOptions { return c }
+
+// ValidateCommon checks the shared options.
+func (c *CommonOptions) ValidateCommon() error {
+	if c.FlushInterval <= 0 {
+		return fmt.Errorf("flush_interval: must be above 0, got %v", c.FlushInterval)
+	}
+	if c.SelfReportInterval <= 0 {
+		return fmt.Errorf("self_report_interval: must be above 0, got %v", c.SelfReportInterval)
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warning", "error":
+	default:
+		return fmt.Errorf("log_level: must be debug, info, warning or error, got %q", c.LogLevel)
+	}
+	return nil
+}
+
+// SourceOptions are understood by every source module. The engine applies
+// Metadata and MetricPostprocessor in the Emitter it gives the source, so
+// sources themselves only read RandomizeStartup and FlushInterval.
+type SourceOptions struct {
+	CommonOptions
+	// Metadata is merged into every emitted metric's tags; tags the metric
+	// already has win.
+	Metadata map[string]string `toml:"metadata"`
+	// DestinationModules restricts the destinations this source feeds;
+	// empty means all.
+	DestinationModules []string `toml:"destination_modules"`
+	// RandomizeStartup delays the first collection of a source whose
+	// flush interval is above 3 s by a random 0…min(interval-1, 15) s.
+	RandomizeStartup bool `toml:"randomize_startup"`
+	// MetricPostprocessor holds the relabel rules applied to each
+	// emitted metric, in order.
+	MetricPostprocessor []RelabelRule `toml:"metric_postprocessor"`
+}
+
+// Source returns the source options; embedding SourceOptions gives every
+// source options struct this method.
+func (s *SourceOptions) Source() *SourceOptions { return s }
+
+// DefaultSourceOptions returns the defaults shared by sources.
+func DefaultSourceOptions() SourceOptions {
+	return SourceOptions{
+		CommonOptions:    CommonOptions{FlushInterval: 10, SelfReportInterval: 60},
+		RandomizeStartup: true,
+	}
+}
+
+// DestinationOptions are understood by every destination module.
+type DestinationOptions struct {
+	CommonOptions
+}
+
+// Destination returns the destination options.
+func (d *DestinationOptions) Destination() *DestinationOptions { return d }
+
+// DefaultDestinationOptions returns the defaults shared by destinations.
+func DefaultDestinationOptions() DestinationOptions {
+	return DestinationOptions{CommonOptions: CommonOptions{FlushInterval: 10, SelfReportInterval: 60}}
+}
