@@ -1,0 +1,156 @@
+package backendtest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// python is Debian's interpreter: the graphite packages are installed for it,
+// not for whatever python3 comes first on PATH.
+const python = "/usr/bin/python3"
+
+// Carbon is a running Graphite carbon-cache writing whisper files with
+// retentions 1s:1h,10s:1d (averaged, xFilesFactor 0).
+type Carbon struct {
+	Addr       string // 127.0.0.1:PORT, plaintext line receiver (TCP)
+	WhisperDir string // root of the whisper tree: metric a.b.c is WhisperDir/a/b/c.wsp
+}
+
+// Point is one non-null whisper datapoint.
+type Point struct {
+	Time  time.Time
+	Value float64
+}
+
+// StartCarbon starts carbon-cache. Carbon silently drops datapoints with a
+// timestamp in the future (relative to its own clock, in whole seconds).
+func StartCarbon(t testing.TB) *Carbon {
+	t.Helper()
+	bin := findBinary(t, "carbon-cache")
+	whisperFetch(t) // fail now, not at the first Fetch
+	dir := t.TempDir()
+	conf, storage := filepath.Join(dir, "conf"), filepath.Join(dir, "storage")
+	line, pickle, query, udp := FreePort(t), FreePort(t), FreePort(t), FreePort(t)
+	c := &Carbon{Addr: hostPort(line), WhisperDir: filepath.Join(storage, "whisper")}
+	// CONF_DIR is the directory of carbon.conf; storage-schemas.conf must sit
+	// beside it.
+	writeFile(t, filepath.Join(conf, "carbon.conf"), fmt.Sprintf(`[cache]
+STORAGE_DIR = %[1]s/
+LOCAL_DATA_DIR = %[2]s/
+WHITELISTS_DIR = %[1]s/lists/
+LOG_DIR = %[1]s/log/
+PID_DIR = %[1]s/
+USER =
+ENABLE_TAGS = False
+ENABLE_LOGROTATION = False
+LOG_LISTENER_CONN_SUCCESS = False
+LOG_UPDATES = False
+LOG_CREATES = False
+LOG_CACHE_HITS = False
+LOG_CACHE_QUEUE_SORTS = False
+MAX_CACHE_SIZE = inf
+MAX_UPDATES_PER_SECOND = 100000
+MAX_CREATES_PER_MINUTE = 100000
+CACHE_WRITE_STRATEGY = sorted
+WHISPER_AUTOFLUSH = False
+LINE_RECEIVER_INTERFACE = 127.0.0.1
+LINE_RECEIVER_PORT = %[3]d
+PICKLE_RECEIVER_INTERFACE = 127.0.0.1
+PICKLE_RECEIVER_PORT = %[4]d
+CACHE_QUERY_INTERFACE = 127.0.0.1
+CACHE_QUERY_PORT = %[5]d
+ENABLE_UDP_LISTENER = False
+UDP_RECEIVER_INTERFACE = 127.0.0.1
+UDP_RECEIVER_PORT = %[6]d
+ENABLE_MANHOLE = False
+CARBON_METRIC_INTERVAL = 0
+`, storage, c.WhisperDir, line, pickle, query, udp))
+	writeFile(t, filepath.Join(conf, "storage-schemas.conf"), `[all]
+pattern = .*
+retentions = 1s:1h,10s:1d
+`)
+	// Any known point propagates to the 10 s archive, so a range older than
+	// an hour still shows what was written.
+	writeFile(t, filepath.Join(conf, "storage-aggregation.conf"), `[all]
+pattern = .*
+xFilesFactor = 0
+aggregationMethod = average
+`)
+	env := []string{"GRAPHITE_ROOT=" + dir, "GRAPHITE_CONF_DIR=" + conf, "GRAPHITE_STORAGE_DIR=" + storage}
+	proc := startProcess(t, "carbon-cache", python, env,
+		bin, "--config="+filepath.Join(conf, "carbon.conf"), "--nodaemon", "--logfile=-", "start")
+	proc.waitReady(t, tcpReady(c.Addr))
+	return c
+}
+
+// Fetch returns the non-null datapoints of metric path (dotted) in
+// [from, until], from the finest archive that covers from. A metric carbon
+// has not created yet has no points.
+func (c *Carbon) Fetch(t testing.TB, path string, from, until time.Time) []Point {
+	t.Helper()
+	file := filepath.Join(c.WhisperDir, filepath.FromSlash(strings.ReplaceAll(path, ".", "/"))+".wsp")
+	if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	cmd := exec.Command(python, whisperFetch(t), "--json",
+		"--from="+strconv.FormatInt(from.Unix(), 10), "--until="+strconv.FormatInt(until.Unix(), 10), file)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("whisper-fetch %s: %v: %s", file, err, stderr)
+	}
+	var res struct {
+		Start  int64      `json:"start"`
+		Step   int64      `json:"step"`
+		Values []*float64 `json:"values"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("whisper-fetch %s: %v: %s", file, err, out)
+	}
+	var points []Point
+	for i, v := range res.Values {
+		if v != nil {
+			points = append(points, Point{Time: time.Unix(res.Start+int64(i)*res.Step, 0), Value: *v})
+		}
+	}
+	return points
+}
+
+// WaitFor fetches the last hour of path until it has a non-null point,
+// failing the test after timeout. Carbon creates a whisper file and writes
+// its cache to it within about a second of receiving a line.
+func (c *Carbon) WaitFor(t testing.TB, path string, timeout time.Duration) []Point {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		now := time.Now()
+		if p := c.Fetch(t, path, now.Add(-time.Hour), now.Add(time.Second)); len(p) > 0 {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("carbon: no points for %q after %v", path, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// whisperFetch returns the whisper-fetch script, failing the test when it or
+// Debian's python3 is missing.
+func whisperFetch(t testing.TB) string {
+	t.Helper()
+	if _, err := os.Stat(python); err != nil {
+		t.Fatalf(installHint, python)
+	}
+	return findBinary(t, "whisper-fetch")
+}
