@@ -1,0 +1,14 @@
+// Package udp is bucky3's UDP ingestion server. It knows nothing about the
+// protocols carried: a Listener opens one SO_REUSEPORT socket per reader,
+// drains each with recvmmsg into a preallocated batch of buffers, and calls
+// the caller's per-reader function for every datagram on the reader's own
+// goroutine — no copy, no channel hop, no allocation per datagram. The
+// kernel's drop count (SO_RXQ_OVFL) and truncated datagrams are counted for
+// the self report.
+//
+// Inflater is the bounded zlib/gzip decompression shared by the StatsD and
+// JSON servers (try_decompress): it never inflates past a fixed bound, so a
+// compression bomb costs at most that much memory.
+//
+// The Listener is Linux only (recvmmsg, SO_RXQ_OVFL); Inflater is portable.
+package udp

@@ -1,0 +1,234 @@
+//go:build linux
+
+package udp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Defaults applied by Listen to the zero fields of a Config.
+const (
+	DefaultBatchSize     = 32
+	DefaultMaxPacketSize = 65535
+	DefaultReceiveBuffer = 8 << 20
+)
+
+// maxBatchSize is the kernel's limit on messages per recvmmsg (UIO_MAXIOV).
+const maxBatchSize = 1024
+
+// Config describes a Listener. Zero fields take the defaults above
+// (Readers: runtime.NumCPU()).
+type Config struct {
+	// Addr is host:port, IPv4 or IPv6: "127.0.0.1:8125", "[::1]:0", ":8125".
+	// With port 0 the first socket picks a port and the others share it.
+	Addr string
+	// Readers is the number of sockets, each drained by its own goroutine.
+	Readers int
+	// BatchSize is the number of datagrams read by one recvmmsg call.
+	BatchSize int
+	// MaxPacketSize is the size of each receive buffer. A longer datagram is
+	// truncated by the kernel; it is then dropped and counted (Truncated).
+	MaxPacketSize int
+	// ReceiveBuffer is the requested SO_RCVBUF of each socket, in bytes.
+	// The kernel may cap it: see Listener.ReceiveBuffer.
+	ReceiveBuffer int
+}
+
+func (c *Config) setDefaults() error {
+	if c.Readers == 0 {
+		c.Readers = runtime.NumCPU()
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.MaxPacketSize == 0 {
+		c.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if c.ReceiveBuffer == 0 {
+		c.ReceiveBuffer = DefaultReceiveBuffer
+	}
+	switch {
+	case c.Readers < 0:
+		return fmt.Errorf("udp: readers %d: must be positive", c.Readers)
+	case c.BatchSize < 0 || c.BatchSize > maxBatchSize:
+		return fmt.Errorf("udp: batch_size %d: must be in 1..%d", c.BatchSize, maxBatchSize)
+	case c.MaxPacketSize < 0 || c.MaxPacketSize > DefaultMaxPacketSize:
+		return fmt.Errorf("udp: max_packet_size %d: must be in 1..%d", c.MaxPacketSize, DefaultMaxPacketSize)
+	case c.ReceiveBuffer < 0:
+		return fmt.Errorf("udp: receive_buffer %d: must be positive", c.ReceiveBuffer)
+	}
+	return nil
+}
+
+// Handler is called once per reader, before the reader starts, with the
+// reader's index in [0, Readers). The function it returns is then called
+// for every datagram that reader receives, on the reader's goroutine, so it
+// is never called concurrently with itself and may keep per-reader state
+// (a parser, a scratch buffer) without locking.
+//
+// packet is valid only during the call: its buffer is reused by the next
+// recvmmsg. Its capacity is capped at its length, so appending to it cannot
+// clobber the next datagram. A slow function stalls its socket, and the
+// kernel then drops what no longer fits in the receive buffer (Dropped).
+type Handler func(reader int) func(packet []byte)
+
+// Listener is a set of SO_REUSEPORT UDP sockets bound to one address. Its
+// counters are safe for concurrent use.
+type Listener struct {
+	conns         []*net.UDPConn
+	readers       []*reader
+	receiveBuffer int
+	running       atomic.Bool
+	closeOnce     sync.Once
+	closeErr      error
+}
+
+// Listen opens cfg.Readers sockets bound to cfg.Addr with SO_REUSEPORT,
+// SO_RXQ_OVFL and the requested receive buffer, and preallocates each
+// reader's batch (BatchSize × MaxPacketSize bytes; pages the kernel never
+// writes to stay untouched). Nothing is read until Run.
+func Listen(cfg Config) (*Listener, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	host, _, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("udp: listen %q: %w", cfg.Addr, err)
+	}
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) { serr = setSockopts(int(fd), cfg.ReceiveBuffer) }); err != nil {
+			return err
+		}
+		return serr
+	}}
+	l := &Listener{}
+	addr := cfg.Addr
+	for i := range cfg.Readers {
+		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("udp: listen %q: %w", addr, err)
+		}
+		conn := pc.(*net.UDPConn)
+		l.conns = append(l.conns, conn)
+		if i == 0 {
+			// Bind the other sockets to the port the first one got, keeping
+			// the host as written so that ":0" stays dual-stack.
+			addr = net.JoinHostPort(host, strconv.Itoa(conn.LocalAddr().(*net.UDPAddr).Port))
+		}
+		r, err := newReader(conn, cfg.BatchSize, cfg.MaxPacketSize)
+		if err != nil {
+			l.Close()
+			return nil, fmt.Errorf("udp: listen %q: %w", addr, err)
+		}
+		l.readers = append(l.readers, r)
+		if l.receiveBuffer == 0 || r.receiveBuffer < l.receiveBuffer {
+			l.receiveBuffer = r.receiveBuffer
+		}
+	}
+	return l, nil
+}
+
+// Addr returns the address the sockets are bound to, with the actual port.
+func (l *Listener) Addr() net.Addr { return l.conns[0].LocalAddr() }
+
+// ReceiveBuffer returns the effective SO_RCVBUF of the sockets (the
+// smallest, should they differ), as the kernel reports it: Linux doubles the
+// requested size to account for its bookkeeping, and caps the request at
+// net.core.rmem_max unless the process may use SO_RCVBUFFORCE
+// (CAP_NET_ADMIN). A value below twice Config.ReceiveBuffer means the kernel
+// capped it — worth a log line.
+func (l *Listener) ReceiveBuffer() int { return l.receiveBuffer }
+
+// Run reads datagrams and hands them to h until ctx is done or the Listener
+// is closed, then closes the sockets and returns after every reader
+// goroutine has exited. It returns nil on shutdown, or the error that
+// stopped a reader (which stops the others too). Run may be called once.
+func (l *Listener) Run(ctx context.Context, h Handler) error {
+	if !l.running.CompareAndSwap(false, true) {
+		return errors.New("udp: Run called twice")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(ctx, func() { l.Close() })()
+
+	errs := make([]error, len(l.readers))
+	var wg sync.WaitGroup
+	for i, r := range l.readers {
+		fn := h(i)
+		wg.Go(func() {
+			if errs[i] = r.run(fn); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	l.Close()
+	return errors.Join(errs...)
+}
+
+// Close closes the sockets, which makes Run return. It is needed only when
+// Run is never called; it is safe to call more than once.
+func (l *Listener) Close() error {
+	l.closeOnce.Do(func() {
+		for _, c := range l.conns {
+			l.closeErr = errors.Join(l.closeErr, c.Close())
+		}
+	})
+	return l.closeErr
+}
+
+// Packets returns the number of datagrams handed to the handler.
+func (l *Listener) Packets() uint64 { return l.sum(func(r *reader) uint64 { return r.packets.Load() }) }
+
+// Bytes returns the number of payload bytes handed to the handler.
+func (l *Listener) Bytes() uint64 { return l.sum(func(r *reader) uint64 { return r.bytes.Load() }) }
+
+// Truncated returns the number of datagrams longer than MaxPacketSize,
+// dropped without calling the handler.
+func (l *Listener) Truncated() uint64 {
+	return l.sum(func(r *reader) uint64 { return r.truncated.Load() })
+}
+
+// Dropped returns the number of datagrams the kernel dropped because a
+// socket's receive buffer was full. The kernel reports its counter with the
+// datagrams that follow a drop, so drops show up once traffic resumes.
+func (l *Listener) Dropped() uint64 { return l.sum(func(r *reader) uint64 { return r.dropped.Load() }) }
+
+func (l *Listener) sum(f func(*reader) uint64) uint64 {
+	var n uint64
+	for _, r := range l.readers {
+		n += f(r)
+	}
+	return n
+}
+
+// setSockopts prepares a socket before bind: SO_REUSEPORT so that the
+// readers share the address, SO_RXQ_OVFL for the drop count, and the
+// receive buffer — forced past rmem_max when the process is allowed to.
+func setSockopts(fd, receiveBuffer int) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+		return fmt.Errorf("SO_REUSEPORT: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1); err != nil {
+		return fmt.Errorf("SO_RXQ_OVFL: %w", err)
+	}
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer) == nil {
+		return nil
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer); err != nil {
+		return fmt.Errorf("SO_RCVBUF: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,331 @@
+//go:build linux
+
+package udp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// failAfter bounds every wait in these tests: it only detects a hang, it
+// never decides a result.
+const failAfter = 10 * time.Second
+
+// start listens on cfg and runs the listener with h until the test ends.
+func start(t *testing.T, cfg Config, h Handler) *Listener {
+	t.Helper()
+	l, err := Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx, h) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(failAfter):
+			t.Error("Run did not return after cancel")
+		}
+	})
+	return l
+}
+
+func dial(t *testing.T, addr net.Addr) *net.UDPConn {
+	t.Helper()
+	c, err := net.DialUDP("udp", nil, addr.(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitFor polls cond until it holds; it fails the test after failAfter.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(failAfter)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestListener_ExactlyOnceAcrossReaders(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		t.Run(addr, func(t *testing.T) {
+			const readers, clients, perClient = 4, 32, 50
+			seen := make([][]string, readers) // per reader: no lock needed
+			var total atomic.Int64
+			all := make(chan struct{})
+			l := start(t, Config{Addr: addr, Readers: readers, BatchSize: 8, ReceiveBuffer: 1 << 20}, func(reader int) func([]byte) {
+				return func(p []byte) {
+					seen[reader] = append(seen[reader], string(p))
+					if total.Add(1) == clients*perClient {
+						close(all)
+					}
+				}
+			})
+			if got := l.Addr().(*net.UDPAddr); got.Port == 0 || (addr[0] == '[') != (got.IP.To4() == nil) {
+				t.Fatalf("Addr() = %v", got)
+			}
+			// REUSEPORT spreads by source address, so use many clients.
+			for c := range clients {
+				conn := dial(t, l.Addr())
+				for i := range perClient {
+					if _, err := fmt.Fprintf(conn, "client %d message %d", c, i); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			select {
+			case <-all:
+			case <-time.After(failAfter):
+				t.Fatalf("received %d of %d datagrams", total.Load(), clients*perClient)
+			}
+			waitFor(t, "counters", func() bool { return l.Packets() == clients*perClient })
+
+			got := map[string]int{}
+			busy := 0
+			for _, msgs := range seen {
+				if len(msgs) > 0 {
+					busy++
+				}
+				for _, m := range msgs {
+					got[m]++
+				}
+			}
+			for c := range clients {
+				for i := range perClient {
+					if m := fmt.Sprintf("client %d message %d", c, i); got[m] != 1 {
+						t.Fatalf("%q received %d times", m, got[m])
+					}
+				}
+			}
+			if len(got) != clients*perClient {
+				t.Fatalf("received %d distinct datagrams, want %d", len(got), clients*perClient)
+			}
+			if busy < 2 {
+				t.Fatalf("only %d of %d readers received datagrams", busy, readers)
+			}
+			var size uint64
+			for m := range got {
+				size += uint64(len(m))
+			}
+			if l.Bytes() != size || l.Truncated() != 0 || l.Dropped() != 0 {
+				t.Fatalf("Bytes %d (want %d), Truncated %d, Dropped %d", l.Bytes(), size, l.Truncated(), l.Dropped())
+			}
+		})
+	}
+}
+
+func TestListener_MaxSizeDatagram(t *testing.T) {
+	f := func(addr string, size int) {
+		t.Helper()
+		got := make(chan []byte, 1)
+		l := start(t, Config{Addr: addr, Readers: 2}, func(int) func([]byte) {
+			return func(p []byte) { got <- bytes.Clone(p) }
+		})
+		want := make([]byte, size)
+		for i := range want {
+			want[i] = byte(rand.N(256))
+		}
+		if _, err := dial(t, l.Addr()).Write(want); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case p := <-got:
+			if !bytes.Equal(p, want) {
+				t.Fatalf("%s: received %d bytes, want %d intact", addr, len(p), len(want))
+			}
+		case <-time.After(failAfter):
+			t.Fatalf("%s: datagram of %d bytes not received", addr, size)
+		}
+		if l.Truncated() != 0 {
+			t.Fatalf("%s: Truncated() = %d", addr, l.Truncated())
+		}
+	}
+	f("127.0.0.1:0", 65507) // 65535 - 20 (IPv4) - 8 (UDP)
+	f("[::1]:0", 65527)     // 65535 - 8: the IPv6 header is not in the payload length
+}
+
+func TestListener_Truncated(t *testing.T) {
+	got := make(chan string, 2)
+	l := start(t, Config{Addr: "127.0.0.1:0", Readers: 1, MaxPacketSize: 10}, func(int) func([]byte) {
+		return func(p []byte) { got <- string(p) }
+	})
+	conn := dial(t, l.Addr())
+	conn.Write([]byte("01234567890")) // one byte too many
+	conn.Write([]byte("0123456789"))
+	select {
+	case p := <-got:
+		if p != "0123456789" {
+			t.Fatalf("handler got %q; the truncated datagram must be dropped", p)
+		}
+	case <-time.After(failAfter):
+		t.Fatal("datagram not received")
+	}
+	waitFor(t, "counters", func() bool { return l.Packets() == 1 })
+	if l.Truncated() != 1 || l.Bytes() != 10 {
+		t.Fatalf("Truncated %d, Bytes %d; want 1, 10", l.Truncated(), l.Bytes())
+	}
+}
+
+func TestListener_Dropped(t *testing.T) {
+	release := make(chan struct{})
+	marker := make(chan struct{}, 1)
+	l := start(t, Config{Addr: "127.0.0.1:0", Readers: 1, BatchSize: 1, ReceiveBuffer: 4096}, func(int) func([]byte) {
+		first := true
+		return func(p []byte) {
+			if first {
+				first = false
+				<-release
+			}
+			if string(p) == "marker" {
+				select {
+				case marker <- struct{}{}:
+				default:
+				}
+			}
+		}
+	})
+	conn := dial(t, l.Addr())
+	conn.Write([]byte("first"))
+	// The reader is now stuck in the handler, or about to be; either way a
+	// 4 KiB buffer holds a handful of datagrams, not a thousand.
+	for range 1000 {
+		conn.Write([]byte("flood"))
+	}
+	close(release)
+	// The kernel reports its drop count with the next datagram it queues.
+	deadline := time.After(failAfter)
+	for l.Dropped() == 0 {
+		conn.Write([]byte("marker"))
+		select {
+		case <-marker:
+		case <-time.After(10 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("Dropped() = 0 after %d datagrams received", l.Packets())
+		}
+	}
+	if d, p := l.Dropped(), l.Packets(); d+p < 1000 || d > 1000 {
+		t.Fatalf("Dropped %d + Packets %d: want at least the 1001 sent, at most 1000 dropped", d, p)
+	}
+}
+
+func TestListener_ReceiveBuffer(t *testing.T) {
+	rmemMax := 0
+	if b, err := os.ReadFile("/proc/sys/net/core/rmem_max"); err == nil {
+		rmemMax, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	forced := os.Geteuid() == 0
+	f := func(requested int) {
+		t.Helper()
+		l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 2, ReceiveBuffer: requested})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		got := l.ReceiveBuffer()
+		switch {
+		case forced && got != 2*requested:
+			t.Fatalf("requested %d as root: ReceiveBuffer() = %d, want %d (doubled by the kernel)", requested, got, 2*requested)
+		case !forced && got != 2*min(requested, rmemMax):
+			t.Fatalf("requested %d, rmem_max %d: ReceiveBuffer() = %d", requested, rmemMax, got)
+		}
+	}
+	f(1 << 20)
+	f(3 << 20)
+	f(16 << 20)
+}
+
+func TestListener_Shutdown(t *testing.T) {
+	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	got := make(chan struct{}, 1)
+	go func() {
+		done <- l.Run(ctx, func(int) func([]byte) { return func([]byte) { got <- struct{}{} } })
+	}()
+	dial(t, l.Addr()).Write([]byte("x"))
+	<-got // the readers are running
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run() = %v, want nil on cancel", err)
+		}
+	case <-time.After(failAfter):
+		t.Fatal("Run did not return after cancel")
+	}
+	// The sockets are closed: the port is free again for a plain bind.
+	c, err := net.ListenUDP("udp", l.Addr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatalf("port still bound after Run returned: %v", err)
+	}
+	c.Close()
+	if err := l.Run(context.Background(), nil); err == nil {
+		t.Fatal("second Run succeeded")
+	}
+}
+
+func TestListen_Failure(t *testing.T) {
+	f := func(cfg Config) {
+		t.Helper()
+		if l, err := Listen(cfg); err == nil {
+			l.Close()
+			t.Fatalf("Listen(%+v) succeeded", cfg)
+		}
+	}
+	f(Config{Addr: "127.0.0.1"})
+	f(Config{Addr: "127.0.0.1:0", Readers: -1})
+	f(Config{Addr: "127.0.0.1:0", BatchSize: 1025})
+	f(Config{Addr: "127.0.0.1:0", MaxPacketSize: 65536})
+	f(Config{Addr: "127.0.0.1:0", ReceiveBuffer: -1})
+	f(Config{Addr: "192.0.2.1:0"}) // not a local address
+
+	// A port held by a socket without SO_REUSEPORT cannot be shared.
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f(Config{Addr: c.LocalAddr().String(), Readers: 2})
+}
+
+func TestListener_DualStack(t *testing.T) {
+	got := make(chan string, 2)
+	l := start(t, Config{Addr: ":0", Readers: 2}, func(int) func([]byte) {
+		return func(p []byte) { got <- string(p) }
+	})
+	port := l.Addr().(*net.UDPAddr).Port
+	for _, ip := range []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback} {
+		dial(t, &net.UDPAddr{IP: ip, Port: port}).Write([]byte(ip.String()))
+		select {
+		case p := <-got:
+			if p != ip.String() {
+				t.Fatalf("received %q, want %q", p, ip)
+			}
+		case <-time.After(failAfter):
+			t.Fatalf("datagram to %v not received", ip)
+		}
+	}
+}

@@ -1,0 +1,147 @@
+package udp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// controlSize holds the SO_RXQ_OVFL message (CmsgSpace(4)) with room to
+// spare; it keeps every message's control buffer 8-byte aligned.
+const controlSize = 64
+
+// reader drains one socket. Its batch is preallocated: msgs[i] points at
+// buf[i*size:(i+1)*size] and control[i*controlSize:], and recvmmsg fills as
+// many as are queued.
+type reader struct {
+	rc      syscall.RawConn
+	size    int
+	buf     []byte
+	control []byte
+	msgs    []unix.Mmsghdr
+
+	// Set by recv, read by run on the same goroutine. recvFn is recv bound
+	// once so that each RawConn.Read does not allocate a method value.
+	recvFn func(fd uintptr) bool
+	n      int
+	errno  syscall.Errno
+
+	receiveBuffer int
+	lastOverflow  uint32 // the kernel's 32-bit counter, as last seen
+
+	packets, bytes, truncated, dropped atomic.Uint64
+}
+
+func newReader(conn *net.UDPConn, batch, size int) (*reader, error) {
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	r := &reader{
+		rc:      rc,
+		size:    size,
+		buf:     make([]byte, batch*size),
+		control: make([]byte, batch*controlSize),
+		msgs:    make([]unix.Mmsghdr, batch),
+	}
+	iovs := make([]unix.Iovec, batch)
+	for i := range r.msgs {
+		iovs[i].Base = &r.buf[i*size]
+		iovs[i].SetLen(size)
+		r.msgs[i].Hdr.Iov = &iovs[i]
+		r.msgs[i].Hdr.SetIovlen(1)
+		r.msgs[i].Hdr.Control = &r.control[i*controlSize]
+	}
+	r.recvFn = r.recv
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		r.receiveBuffer, serr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF)
+	})
+	if err = errors.Join(err, serr); err != nil {
+		return nil, fmt.Errorf("SO_RCVBUF: %w", err)
+	}
+	return r, nil
+}
+
+// recv is the RawConn.Read callback: one non-blocking recvmmsg. It returns
+// false when nothing is queued, so that the runtime poller parks the
+// goroutine until the socket is readable (or closed, which is how Run stops).
+func (r *reader) recv(fd uintptr) bool {
+	for i := range r.msgs {
+		r.msgs[i].Hdr.SetControllen(controlSize)
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd,
+		uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(len(r.msgs)), unix.MSG_DONTWAIT, 0, 0)
+	if errno == unix.EAGAIN {
+		return false
+	}
+	r.n, r.errno = int(n), errno
+	if errno != 0 {
+		r.n = 0
+	}
+	return true
+}
+
+// run reads batches and calls h for each datagram until the socket is closed.
+func (r *reader) run(h func(packet []byte)) error {
+	for {
+		if err := r.rc.Read(r.recvFn); err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("udp: recvmmsg: %w", err)
+		}
+		switch r.errno {
+		case 0:
+		case unix.EINTR, unix.ENOMEM, unix.ENOBUFS:
+			continue // transient: the datagrams stay queued
+		default:
+			return fmt.Errorf("udp: recvmmsg: %w", r.errno)
+		}
+		var packets, bytes, truncated uint64
+		for i := range r.n {
+			m := &r.msgs[i]
+			r.noteOverflow(r.control[i*controlSize : i*controlSize+min(int(m.Hdr.Controllen), controlSize)])
+			if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
+				truncated++
+				continue
+			}
+			off, end := i*r.size, i*r.size+int(m.Len)
+			h(r.buf[off:end:end])
+			packets++
+			bytes += uint64(m.Len)
+		}
+		r.packets.Add(packets)
+		r.bytes.Add(bytes)
+		if truncated > 0 {
+			r.truncated.Add(truncated)
+		}
+	}
+}
+
+// noteOverflow reads the SO_RXQ_OVFL control message, if any: the socket's
+// cumulative drop count when the datagram was queued, a uint32 that wraps.
+// Only the difference to the previous value is added, so Dropped keeps
+// counting past the wrap.
+func (r *reader) noteOverflow(control []byte) {
+	for len(control) >= unix.CmsgLen(0) {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&control[0]))
+		n := int(h.Len)
+		if n < unix.CmsgLen(0) || n > len(control) {
+			return
+		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SO_RXQ_OVFL && n >= unix.CmsgLen(4) {
+			v := binary.NativeEndian.Uint32(control[unix.CmsgLen(0):])
+			r.dropped.Add(uint64(v - r.lastOverflow))
+			r.lastOverflow = v
+			return
+		}
+		control = control[min(unix.CmsgSpace(n-unix.CmsgLen(0)), len(control)):]
+	}
+}
