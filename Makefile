@@ -1,0 +1,39 @@
+# bucky3 — see README.md. `make test` is the test command CI runs.
+GO ?= go
+
+.PHONY: build test backends check bench fuzz golden bench-compare clean
+
+build:
+	$(GO) build -o bin/bucky3 ./cmd/bucky3
+
+# The tests talk to real Prometheus, InfluxDB, VictoriaMetrics, Graphite and
+# VictoriaLogs servers: backends installs them (idempotent, fast when warm).
+test: backends
+	$(GO) test -race -shuffle=on -timeout 20m ./...
+
+backends:
+	bash scripts/backends.sh install
+
+check:
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./parse ./aggregate ./io/... ./exporters/...
+
+# Each fuzz target runs for FUZZTIME (go test allows one target per run).
+FUZZTIME ?= 1m
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$target"; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+golden:
+	$(GO) test ./... -run Golden -update
+
+clean:
+	rm -rf bin

@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bucky3/bucky3/internal/backendtest"
+)
+
+// binary is the agent built once for the tests that run it as a process,
+// the way operators and systemd do.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "bucky3-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "bucky3")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building bucky3: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is a running agent whose stderr is captured.
+type process struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+func (p *process) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.Write(b)
+}
+
+func (p *process) logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+func start(t *testing.T, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	p.cmd.Stderr = p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("agent stderr:\n%s", p.logs())
+		}
+	})
+	return p
+}
+
+// wait returns the exit code, failing the test after timeout.
+func (p *process) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		t.Fatalf("agent still running after %v", timeout)
+	}
+	var exit *exec.ExitError
+	if errors.As(p.err, &exit) {
+		return exit.ExitCode()
+	}
+	if p.err != nil {
+		t.Fatal(p.err)
+	}
+	return 0
+}
+
+func writeConfig(t *testing.T, doc string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "bucky3.toml")
+	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestBadConfigurationExits2(t *testing.T) {
+	f := func(doc string, want ...string) {
+		t.Helper()
+		p := start(t, writeConfig(t, doc))
+		if code := p.wait(t, 10*time.Second); code != 2 {
+			t.Fatalf("exit code %d, want 2 for %q", code, doc)
+		}
+		out := strings.TrimSpace(p.logs())
+		if strings.Count(out, "\n") != 0 {
+			t.Fatalf("want one line, got:\n%s", out)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Fatalf("%q does not mention %q", out, w)
+			}
+		}
+	}
+	f("[host]\nmodule_type = \"linux_stats\"\nflush_intervall = 1\n", `"host"`, `"flush_intervall"`)
+	f("[prom]\nmodule_type = \"prometheus_exporter\"\nhttp_path = 3\n", `"prom"`, "http_path")
+	f("[x]\nmodule_type = \"statsd_serverr\"\n", `"x"`, `"statsd_serverr"`)
+	f("flush_interval = \"${BUCKY3_TEST_UNSET}\"\n", "BUCKY3_TEST_UNSET")
+	f("[host\n", "config")
+
+	p := start(t, filepath.Join(t.TempDir(), "missing.toml"))
+	if code := p.wait(t, 10*time.Second); code != 2 {
+		t.Fatalf("missing file: exit code %d, want 2", code)
+	}
+	p = start(t, "a.toml", "b.toml")
+	if code := p.wait(t, 10*time.Second); code != 2 {
+		t.Fatalf("two arguments: exit code %d, want 2", code)
+	}
+}
+
+func TestSIGTERMExitsZero(t *testing.T) {
+	p := start(t, writeConfig(t, `
+[host]
+module_type = "linux_stats"
+randomize_startup = false
+flush_interval = 60
+[dump]
+module_type = "debug_output"
+`))
+	waitForLog(t, p, "system_cpu")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(100 * time.Millisecond)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0", code)
+	}
+	if !strings.Contains(p.logs(), "shutting down") {
+		t.Fatalf("SIGHUP must be ignored and SIGTERM logged:\n%s", p.logs())
+	}
+}
+
+func waitForLog(t *testing.T, p *process, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(p.logs(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%q never logged", want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// scrape fetches url and returns the body, or "" while nothing listens.
+func scrape(url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
+}
+
+// The README's quick start: no argument, system_cpu on :9103 right away.
+// It binds the default ports because they are what is being tested.
+func TestDefaultConfiguration(t *testing.T) {
+	started := time.Now()
+	p := start(t)
+	var page string
+	for !strings.Contains(page, "system_cpu{") {
+		if time.Since(started) > 5*time.Second {
+			t.Fatalf("no system_cpu on :9103 after %v; page:\n%s", time.Since(started), page)
+		}
+		time.Sleep(20 * time.Millisecond)
+		page = scrape("http://127.0.0.1:9103/metrics")
+	}
+	t.Logf("system_cpu served %v after start", time.Since(started).Round(time.Millisecond))
+	if !strings.Contains(page, `env="default-config"`) {
+		t.Fatal("default metadata env=default-config missing")
+	}
+	p.cmd.Process.Signal(syscall.SIGINT)
+	if code := p.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGINT", code)
+	}
+}
+
+// A real Prometheus server scrapes the agent and answers for system_cpu.
+func TestPrometheusScrapesAgent(t *testing.T) {
+	addr := freeAddr(t)
+	start(t, writeConfig(t, fmt.Sprintf(`
+metadata = {env = "e2e"}
+[host]
+module_type = "linux_stats"
+randomize_startup = false
+flush_interval = 2
+[prom]
+module_type = "prometheus_exporter"
+local_host = %q
+flush_interval = 1
+values_timeout = 30
+`, addr)))
+	prom := backendtest.StartPrometheus(t, addr)
+	samples := prom.WaitFor(t, `system_cpu{name="cpu0",value="user",env="e2e"}`, 45*time.Second)
+	if len(samples) != 1 || samples[0].Value <= 0 {
+		t.Fatalf("cpu0 user time through Prometheus: %+v", samples)
+	}
+}
+
+func TestSystemdUnitVerifies(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Fatal("systemd-analyze not installed: run scripts/backends.sh install")
+	}
+	unit, err := os.ReadFile("../../dist/systemd/bucky3.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// verify insists that ExecStart exists: point it at the binary under test.
+	var patched strings.Builder
+	sc := bufio.NewScanner(bytes.NewReader(unit))
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "ExecStart=") {
+			line = "ExecStart=" + binary + " /etc/bucky3/bucky3.toml"
+		}
+		patched.WriteString(line + "\n")
+	}
+	path := filepath.Join(t.TempDir(), "bucky3.service")
+	if err := os.WriteFile(path, []byte(patched.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, analyze, "verify", path).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}

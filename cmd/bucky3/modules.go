@@ -1,0 +1,19 @@
+package main
+
+import (
+	"github.com/bucky3/bucky3/collectors/jsond"
+	"github.com/bucky3/bucky3/collectors/linux"
+	"github.com/bucky3/bucky3/collectors/statsd"
+	"github.com/bucky3/bucky3/engine"
+	"github.com/bucky3/bucky3/exporters/debug"
+	"github.com/bucky3/bucky3/exporters/prometheus"
+)
+
+// moduleTypes maps each module_type to its package.
+var moduleTypes = []engine.Type{
+	engine.SourceType("statsd_server", statsd.DefaultOptions, statsd.New),
+	engine.SourceType("jsond_server", jsond.DefaultOptions, jsond.New),
+	engine.SourceType("linux_stats", linux.DefaultOptions, linux.New),
+	engine.DestinationType("prometheus_exporter", prometheus.DefaultOptions, prometheus.New),
+	engine.DestinationType("debug_output", debug.DefaultOptions, debug.New),
+}

@@ -1,0 +1,268 @@
+package jsond
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/bucky3/bucky3/engine"
+	"github.com/bucky3/bucky3/io/udp"
+	"github.com/bucky3/bucky3/parse"
+)
+
+// Options are the jsond_server options.
+type Options struct {
+	engine.SourceOptions
+
+	// LocalHost is the UDP address to listen on, IPv4 or IPv6.
+	LocalHost string `toml:"local_host"`
+	// Bucket is the bucket of every metric.
+	Bucket        string `toml:"bucket"`
+	Readers       int    `toml:"readers"`
+	BatchSize     int    `toml:"batch_size"`
+	MaxPacketSize int    `toml:"max_packet_size"`
+	ReceiveBuffer int    `toml:"receive_buffer"`
+	// TimestampWindow is how far (seconds) an object's timestamp may be
+	// from now.
+	TimestampWindow      float64 `toml:"timestamp_window"`
+	TryDecompress        bool    `toml:"try_decompress"`
+	MaxDecompressedBytes int     `toml:"max_decompressed_bytes"`
+	// BufferLimit bounds the objects held between flushes; beyond it new
+	// objects are dropped and counted, so a flood cannot exhaust memory.
+	BufferLimit int `toml:"buffer_limit"`
+}
+
+// DefaultOptions returns the jsond_server defaults. Unlike statsd_server,
+// decompression is on: JSON senders commonly compress.
+func DefaultOptions() Options {
+	return Options{
+		SourceOptions:        engine.DefaultSourceOptions(),
+		LocalHost:            "0.0.0.0:8181",
+		Bucket:               "metrics",
+		BatchSize:            udp.DefaultBatchSize,
+		MaxPacketSize:        udp.DefaultMaxPacketSize,
+		ReceiveBuffer:        udp.DefaultReceiveBuffer,
+		TimestampWindow:      600,
+		TryDecompress:        true,
+		MaxDecompressedBytes: udp.DefaultMaxInflated,
+		BufferLimit:          100_000,
+	}
+}
+
+// Validate checks the options; errors name the option at fault.
+func (o *Options) Validate() error {
+	if o.LocalHost == "" {
+		return errors.New("local_host: must not be empty")
+	}
+	if o.Bucket == "" {
+		return errors.New("bucket: must not be empty")
+	}
+	checks := []struct {
+		name     string
+		value    int
+		min, max int
+	}{
+		{"readers", o.Readers, 0, 1024},
+		{"batch_size", o.BatchSize, 1, 1024},
+		{"max_packet_size", o.MaxPacketSize, 512, udp.DefaultMaxPacketSize},
+		{"receive_buffer", o.ReceiveBuffer, 4096, 1 << 30},
+		{"max_decompressed_bytes", o.MaxDecompressedBytes, 1024, 64 << 20},
+		{"buffer_limit", o.BufferLimit, 100, 100_000_000},
+	}
+	for _, c := range checks {
+		if c.value < c.min || c.value > c.max {
+			return fmt.Errorf("%s: must be in [%d, %d], got %d", c.name, c.min, c.max, c.value)
+		}
+	}
+	if o.TimestampWindow <= 0 {
+		return fmt.Errorf("timestamp_window: must be above 0, got %v", o.TimestampWindow)
+	}
+	return nil
+}
+
+// Server is the jsond_server module.
+type Server struct {
+	m    engine.Module
+	o    Options
+	addr chan string
+
+	packets, packetsDropped, tooLarge, corrupt, kernelDrops *engine.Counter
+	lines, invalid, metricsDropped, bufferFull              *engine.Counter
+	invalidBy                                               [parse.NumReasons]*engine.Counter
+
+	mu      sync.Mutex
+	pending []engine.Metric
+}
+
+// New returns a jsond_server module; it does no I/O until Run.
+func New(m engine.Module, o Options) (*Server, error) {
+	s := &Server{
+		m:              m,
+		o:              o,
+		addr:           make(chan string, 1),
+		packets:        m.Stats.Counter("packets_received"),
+		packetsDropped: m.Stats.Counter("packets_dropped"),
+		tooLarge:       m.Stats.Counter("packets_dropped_too_large"),
+		corrupt:        m.Stats.Counter("packets_dropped_corrupt"),
+		kernelDrops:    m.Stats.Counter("packets_dropped_kernel"),
+		lines:          m.Stats.Counter("lines_received"),
+		invalid:        m.Stats.Counter("lines_invalid"),
+		metricsDropped: m.Stats.Counter("metrics_dropped"),
+		bufferFull:     m.Stats.Counter("metrics_dropped_buffer_full"),
+	}
+	for _, r := range []parse.Reason{parse.ReasonBadJSON, parse.ReasonNotObject, parse.ReasonNested, parse.ReasonEmpty,
+		parse.ReasonBadTimestamp, parse.ReasonTimestampOutOfWindow, parse.ReasonBadUTF8, parse.ReasonBadValue} {
+		s.invalidBy[r] = m.Stats.Counter("lines_invalid_" + r.String())
+	}
+	return s, nil
+}
+
+// Addr waits for Run to bind and returns the bound address.
+func (s *Server) Addr(ctx context.Context) (string, error) {
+	select {
+	case a := <-s.addr:
+		return a, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// Run listens and emits the objects received every flush_interval until
+// ctx is cancelled; then it stops reading and emits what it holds.
+func (s *Server) Run(ctx context.Context, out engine.Emitter) error {
+	ln, err := udp.Listen(udp.Config{
+		Addr:          s.o.LocalHost,
+		Readers:       s.o.Readers,
+		BatchSize:     s.o.BatchSize,
+		MaxPacketSize: s.o.MaxPacketSize,
+		ReceiveBuffer: s.o.ReceiveBuffer,
+	})
+	if err != nil {
+		return err
+	}
+	readers := s.o.Readers
+	if readers == 0 {
+		readers = runtime.NumCPU()
+	}
+	s.m.Log.Info("listening", "addr", ln.Addr().String(), "readers", readers, "receive_buffer", ln.ReceiveBuffer())
+	select {
+	case s.addr <- ln.Addr().String():
+	default:
+	}
+
+	readCtx, stopReading := context.WithCancel(context.Background())
+	listenerDone := make(chan error, 1)
+	go func() { listenerDone <- ln.Run(readCtx, s.handler) }()
+
+	var lastPackets, lastDropped, lastTruncated uint64
+	publish := func() {
+		p, d, tr := ln.Packets(), ln.Dropped(), ln.Truncated()
+		s.packets.Add(p - lastPackets)
+		s.kernelDrops.Add(d - lastDropped)
+		s.tooLarge.Add(tr - lastTruncated)
+		s.packetsDropped.Add(tr - lastTruncated)
+		lastPackets, lastDropped, lastTruncated = p, d, tr
+	}
+	flush := time.NewTicker(engine.Seconds(s.o.FlushInterval))
+	defer flush.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			stopReading()
+			err := <-listenerDone
+			publish()
+			s.flush(out)
+			return err
+		case err := <-listenerDone:
+			stopReading()
+			publish()
+			s.flush(out)
+			if err == nil {
+				err = errors.New("listener stopped")
+			}
+			return err
+		case <-flush.C:
+			publish()
+			s.flush(out)
+		}
+	}
+}
+
+func (s *Server) flush(out engine.Emitter) {
+	s.mu.Lock()
+	metrics := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	if len(metrics) > 0 {
+		out.Emit(&engine.Batch{Source: s.m.Name, Metrics: metrics})
+	}
+}
+
+// handler gives each socket reader its own parser and inflater.
+func (s *Server) handler(int) func(packet []byte) {
+	parser := parse.JSON{TimestampWindow: int64(s.o.TimestampWindow)}
+	inflater := udp.Inflater{MaxBytes: s.o.MaxDecompressedBytes}
+	var metrics []engine.Metric
+	return func(packet []byte) {
+		if s.o.TryDecompress {
+			inflated, _, err := inflater.Inflate(packet)
+			if err != nil {
+				s.packetsDropped.Inc()
+				if errors.Is(err, udp.ErrTooLarge) {
+					s.tooLarge.Inc()
+				} else {
+					s.corrupt.Inc()
+				}
+				return
+			}
+			packet = inflated
+		}
+		now := time.Now()
+		objects := parser.Parse(packet, now.UnixMilli())
+		s.lines.Add(uint64(parser.Lines))
+		if invalid := parser.Lines - uint32(len(objects)); invalid > 0 {
+			s.invalid.Add(uint64(invalid))
+			for r, n := range parser.Rejected {
+				if n > 0 && s.invalidBy[r] != nil {
+					s.invalidBy[r].Add(uint64(n))
+				}
+			}
+		}
+		metrics = metrics[:0]
+		for i := range objects {
+			metrics = append(metrics, s.metric(&objects[i], now))
+		}
+		s.enqueue(metrics)
+	}
+}
+
+// metric copies a parsed object out of the parser's memory.
+func (s *Server) metric(obj *parse.Object, now time.Time) engine.Metric {
+	m := engine.Metric{Bucket: s.o.Bucket, Timestamp: obj.Timestamp, Fields: make([]engine.Field, len(obj.Fields))}
+	if m.Timestamp == 0 {
+		m.Timestamp = now.UnixMilli()
+	}
+	for i, f := range obj.Fields {
+		v := engine.Value{Kind: engine.Kind(f.Kind), Num: f.Num, Bool: f.Bool}
+		if f.Kind == parse.KindString {
+			v.Str = string(f.Str)
+		}
+		m.Fields[i] = engine.Field{Name: string(f.Key), Value: v}
+	}
+	return m
+}
+
+func (s *Server) enqueue(metrics []engine.Metric) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	room := s.o.BufferLimit - len(s.pending)
+	if lost := len(metrics) - room; lost > 0 {
+		s.bufferFull.Add(uint64(lost))
+		s.metricsDropped.Add(uint64(lost))
+		metrics = metrics[:max(room, 0)]
+	}
+	s.pending = append(s.pending, metrics...)
+}

@@ -1,0 +1,255 @@
+package statsd
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/bucky3/bucky3/aggregate"
+	"github.com/bucky3/bucky3/engine"
+	"github.com/bucky3/bucky3/io/udp"
+	"github.com/bucky3/bucky3/parse"
+)
+
+// Server is the statsd_server module.
+type Server struct {
+	m engine.Module
+	o Options
+
+	addr     chan string // the bound address of each Run, for tests
+	counters counters
+}
+
+// counters are the module's self-report counters, looked up once.
+type counters struct {
+	packets, packetsDropped, packetsTooLarge, packetsCorrupt *engine.Counter
+	kernelDrops                                              *engine.Counter
+	lines, invalid, skipped, bareTags                        *engine.Counter
+	invalidBy                                                [parse.NumReasons]*engine.Counter
+	metricsDropped, seriesDropped                            *engine.Counter
+}
+
+func newCounters(s *engine.Stats) counters {
+	c := counters{
+		packets:         s.Counter("packets_received"),
+		packetsDropped:  s.Counter("packets_dropped"),
+		packetsTooLarge: s.Counter("packets_dropped_too_large"),
+		packetsCorrupt:  s.Counter("packets_dropped_corrupt"),
+		kernelDrops:     s.Counter("packets_dropped_kernel"),
+		lines:           s.Counter("lines_received"),
+		invalid:         s.Counter("lines_invalid"),
+		skipped:         s.Counter("lines_skipped"),
+		bareTags:        s.Counter("tags_ignored_bare"),
+		metricsDropped:  s.Counter("metrics_dropped"),
+		seriesDropped:   s.Counter("metrics_dropped_max_series"),
+	}
+	for r := range parse.NumReasons {
+		if r == parse.ReasonBadJSON || r == parse.ReasonNotObject || r == parse.ReasonNested || r == parse.ReasonEmpty {
+			continue // JSON-only reasons
+		}
+		c.invalidBy[r] = s.Counter("lines_invalid_" + r.String())
+	}
+	return c
+}
+
+// New returns a statsd_server module; it does no I/O until Run.
+func New(m engine.Module, o Options) (*Server, error) {
+	return &Server{m: m, o: o, addr: make(chan string, 1), counters: newCounters(m.Stats)}, nil
+}
+
+// Addr waits for Run to bind and returns the bound address (tests listen
+// on port 0).
+func (s *Server) Addr(ctx context.Context) (string, error) {
+	select {
+	case a := <-s.addr:
+		return a, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// Run listens, aggregates and flushes every flush_interval until ctx is
+// cancelled; then it stops reading and flushes once more.
+func (s *Server) Run(ctx context.Context, out engine.Emitter) error {
+	table, err := aggregate.New(s.o.Options)
+	if err != nil {
+		return err
+	}
+	ln, err := udp.Listen(udp.Config{
+		Addr:          s.o.LocalHost,
+		Readers:       s.o.Readers,
+		BatchSize:     s.o.BatchSize,
+		MaxPacketSize: s.o.MaxPacketSize,
+		ReceiveBuffer: s.o.ReceiveBuffer,
+	})
+	if err != nil {
+		return err
+	}
+	if got := ln.ReceiveBuffer(); got < s.o.ReceiveBuffer {
+		s.m.Log.Warn("kernel capped the receive buffer; raise net.core.rmem_max or run with CAP_NET_ADMIN",
+			"requested", s.o.ReceiveBuffer, "effective", got)
+	}
+	s.m.Log.Info("listening", "addr", ln.Addr().String(), "readers", readersOf(s.o.Readers), "receive_buffer", ln.ReceiveBuffer())
+	select {
+	case s.addr <- ln.Addr().String():
+	default:
+	}
+
+	readers := &readerSet{server: s, table: table}
+	readCtx, stopReading := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var readErr error
+	wg.Go(func() { readErr = ln.Run(readCtx, readers.handler) })
+
+	published := publisher{ln: ln, c: &s.counters}
+	flushEvery := engine.Seconds(s.o.FlushInterval)
+	next := time.NewTimer(flushEvery + s.startupDelay())
+	defer next.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	listenerDone := make(chan struct{})
+	go func() { wg.Wait(); close(listenerDone) }()
+
+	for {
+		select {
+		case <-ctx.Done():
+			stopReading()
+			<-listenerDone
+			published.publish(table)
+			s.flush(table, out)
+			return nil
+		case <-listenerDone:
+			stopReading()
+			published.publish(table)
+			s.flush(table, out)
+			if readErr == nil {
+				readErr = errors.New("listener stopped")
+			}
+			return readErr
+		case <-tick.C:
+			published.publish(table)
+		case <-next.C:
+			published.publish(table)
+			s.flush(table, out)
+			next.Reset(flushEvery)
+		}
+	}
+}
+
+// startupDelay spreads the first flush of a fleet of agents (SPEC §2.1).
+func (s *Server) startupDelay() time.Duration {
+	if !s.o.RandomizeStartup || s.o.FlushInterval <= 3 {
+		return 0
+	}
+	limit := min(s.o.FlushInterval-1, 15)
+	return engine.Seconds(rand.Float64() * limit)
+}
+
+func (s *Server) flush(table *aggregate.Table, out engine.Emitter) {
+	metrics := table.Flush(time.Now())
+	if len(metrics) == 0 {
+		return
+	}
+	out.Emit(&engine.Batch{Source: s.m.Name, Metrics: metrics})
+}
+
+func readersOf(n int) int {
+	if n == 0 {
+		return runtime.NumCPU()
+	}
+	return n
+}
+
+// publisher moves the listener's own counts (packets, kernel drops) and
+// the table's series drops into the self-report counters, as deltas so the
+// report stays cumulative across restarts of the module.
+type publisher struct {
+	ln                          *udp.Listener
+	c                           *counters
+	packets, dropped, truncated uint64
+	seriesDropped               uint64
+}
+
+func (p *publisher) publish(table *aggregate.Table) {
+	add := func(c *engine.Counter, last *uint64, now uint64) uint64 {
+		d := now - *last
+		c.Add(d)
+		*last = now
+		return d
+	}
+	add(p.c.packets, &p.packets, p.ln.Packets())
+	add(p.c.kernelDrops, &p.dropped, p.ln.Dropped())
+	if d := add(p.c.packetsTooLarge, &p.truncated, p.ln.Truncated()); d > 0 {
+		p.c.packetsDropped.Add(d)
+	}
+	if d := add(p.c.seriesDropped, &p.seriesDropped, table.SeriesDropped()); d > 0 {
+		p.c.metricsDropped.Add(d)
+	}
+}
+
+// readerSet builds the per-reader state: a parser, an inflater and a
+// table writer that only that reader's goroutine touches.
+type readerSet struct {
+	server *Server
+	table  *aggregate.Table
+}
+
+func (rs *readerSet) handler(int) func(packet []byte) {
+	s := rs.server
+	r := &reader{
+		c:        &s.counters,
+		parser:   parse.StatsD{SanitizeNames: s.o.SanitizeNames, MaxTags: s.o.MaxTags, TimestampWindow: int64(s.o.TimestampWindow)},
+		inflater: udp.Inflater{MaxBytes: s.o.MaxDecompressedBytes},
+		writer:   rs.table.NewWriter(),
+		inflate:  s.o.TryDecompress,
+	}
+	return r.handle
+}
+
+// reader is the state of one socket reader goroutine.
+type reader struct {
+	c        *counters
+	parser   parse.StatsD
+	inflater udp.Inflater
+	writer   *aggregate.Writer
+	inflate  bool
+}
+
+func (r *reader) handle(packet []byte) {
+	if r.inflate {
+		out, _, err := r.inflater.Inflate(packet)
+		if err != nil {
+			r.c.packetsDropped.Inc()
+			if errors.Is(err, udp.ErrTooLarge) {
+				r.c.packetsTooLarge.Inc()
+			} else {
+				r.c.packetsCorrupt.Inc()
+			}
+			return
+		}
+		packet = out
+	}
+	samples := r.parser.Parse(packet, time.Now().UnixMilli())
+	for i := range samples {
+		r.writer.Add(&samples[i])
+	}
+	p := &r.parser
+	r.c.lines.Add(uint64(p.Lines))
+	if invalid := uint32(len(samples)) + p.Skipped; invalid < p.Lines {
+		r.c.invalid.Add(uint64(p.Lines - invalid))
+		for reason, n := range p.Rejected {
+			if n > 0 {
+				r.c.invalidBy[reason].Add(uint64(n))
+			}
+		}
+	}
+	if p.Skipped > 0 {
+		r.c.skipped.Add(uint64(p.Skipped))
+	}
+	if p.BareTags > 0 {
+		r.c.bareTags.Add(uint64(p.BareTags))
+	}
+}

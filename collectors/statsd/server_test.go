@@ -1,0 +1,363 @@
+package statsd_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bucky3/bucky3/collectors/statsd"
+	"github.com/bucky3/bucky3/engine"
+)
+
+// recorder is an Emitter that keeps every batch.
+type recorder struct {
+	mu      sync.Mutex
+	metrics []engine.Metric
+}
+
+func (r *recorder) Emit(b *engine.Batch) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.metrics = append(r.metrics, b.Metrics...)
+}
+
+func (r *recorder) all() []engine.Metric {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.metrics)
+}
+
+// running is a statsd server on a loopback port, fed by a UDP client.
+type running struct {
+	srv    *statsd.Server
+	stats  *engine.Stats
+	rec    *recorder
+	conn   net.Conn
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, configure func(*statsd.Options)) *running {
+	t.Helper()
+	o := statsd.DefaultOptions()
+	o.LocalHost = "127.0.0.1:0"
+	o.Readers = 2
+	o.FlushInterval = 3600 // tests flush by stopping the server
+	o.RandomizeStartup = false
+	if configure != nil {
+		configure(&o)
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	stats := engine.NewStats()
+	srv, err := statsd.New(engine.Module{Name: "statsd", Log: slog.New(slog.DiscardHandler), Stats: stats}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &running{srv: srv, stats: stats, rec: &recorder{}, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- srv.Run(ctx, r.rec) }()
+	addrCtx, cancelAddr := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelAddr()
+	addr, err := srv.Addr(addrCtx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.conn, err = net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		r.conn.Close()
+	})
+	return r
+}
+
+func (r *running) send(t *testing.T, datagrams ...string) {
+	t.Helper()
+	for _, d := range datagrams {
+		if _, err := r.conn.Write([]byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitLines waits until the server has read n lines, so a stop flushes
+// everything that was sent.
+func (r *running) waitLines(t *testing.T, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.stats.Counter("lines_received").Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("server read %d lines, want %d", r.stats.Counter("lines_received").Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// stop cancels the server and returns what its final flush emitted.
+func (r *running) stop(t *testing.T) []engine.Metric {
+	t.Helper()
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("Run returned %v after cancel", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	return r.rec.all()
+}
+
+func find(t *testing.T, ms []engine.Metric, bucket string, tags ...string) engine.Metric {
+	t.Helper()
+	for _, m := range ms {
+		if m.Bucket != bucket {
+			continue
+		}
+		ok := true
+		for i := 0; i < len(tags); i += 2 {
+			if v, _ := m.Tag(tags[i]); v != tags[i+1] {
+				ok = false
+			}
+		}
+		if ok {
+			return m
+		}
+	}
+	t.Fatalf("no %s metric with tags %v in %+v", bucket, tags, ms)
+	return engine.Metric{}
+}
+
+func field(t *testing.T, m engine.Metric, name string) float64 {
+	t.Helper()
+	v, ok := m.Field(name)
+	if !ok {
+		t.Fatalf("%s has no field %s: %+v", m.Bucket, name, m.Fields)
+	}
+	return v.Num
+}
+
+func TestServer_ReferenceCounters(t *testing.T) {
+	r := start(t, nil)
+	r.send(t, "gorm:1.5|c\ngorm:3|c", "gorm:0.5|c", "gurm:1|c|@0.1\nform:10|c|@0.2")
+	r.waitLines(t, 5)
+	ms := r.stop(t)
+	for name, want := range map[string]float64{"gorm": 5, "gurm": 10, "form": 50} {
+		m := find(t, ms, "stats_counters", "name", name)
+		if got := field(t, m, "count"); got != want {
+			t.Errorf("%s count = %v, want %v", name, got, want)
+		}
+		if rate := field(t, m, "rate"); rate <= 0 || rate > want/0.001 {
+			t.Errorf("%s rate = %v", name, rate)
+		}
+	}
+}
+
+func TestServer_AllTypesAndTags(t *testing.T) {
+	r := start(t, func(o *statsd.Options) { o.PercentileThresholds = []float64{50, 100} })
+	r.send(t,
+		"temp:20|g|#room=kitchen\ntemp:+2|g|#room:kitchen",
+		"lat:10|ms|#env=prod,host=a\nlat:20|ms|#host=a,env=prod\nlat:30:40|ms|#env=prod,host=a",
+		"users:alice|s\nusers:bob|s\nusers:alice|s",
+		"req:1|c|#bucket=http_stats|c:0123456789ab",
+	)
+	r.waitLines(t, 9)
+	ms := r.stop(t)
+	if got := field(t, find(t, ms, "stats_gauges", "name", "temp", "room", "kitchen"), "value"); got != 22 {
+		t.Errorf("gauge with delta = %v, want 22", got)
+	}
+	p100 := find(t, ms, "stats_timers", "name", "lat", "percentile", "100.0", "env", "prod", "host", "a")
+	if field(t, p100, "count") != 4 || field(t, p100, "upper") != 40 || field(t, p100, "mean") != 25 {
+		t.Errorf("timer p100: %+v", p100.Fields)
+	}
+	p50 := find(t, ms, "stats_timers", "name", "lat", "percentile", "50.0")
+	if field(t, p50, "count") != 2 || field(t, p50, "upper") != 20 {
+		t.Errorf("timer p50: %+v", p50.Fields)
+	}
+	if got := field(t, find(t, ms, "stats_sets", "name", "users"), "count"); got != 2 {
+		t.Errorf("set count = %v, want 2", got)
+	}
+	req := find(t, ms, "http_stats", "name", "req")
+	if id, _ := req.Tag("container_id"); id != "0123456789ab" {
+		t.Errorf("|c: field becomes container_id: %+v", req.Tags)
+	}
+}
+
+// Every line sent is accounted for: accepted, invalid by reason, or
+// skipped.
+func TestServer_Accounting(t *testing.T) {
+	r := start(t, func(o *statsd.Options) { o.PercentileThresholds = []float64{100} })
+	lines := map[string]string{
+		"ok_a:1|c":               "",
+		"ok_b:2|g|#a=1":          "",
+		"ok_c:3|ms":              "",
+		"bad.name:1|c":           "bad_name",
+		"x:abc|c":                "bad_value",
+		"x:1|q":                  "bad_type",
+		"x:1|c|@2":               "bad_rate",
+		"x:1|c|#a=1,,b=2":        "bad_tag",
+		"x:1|c|#timestamp=12345": "timestamp_out_of_window",
+		"x:NaN|g":                "bad_value",
+		"_sc|check|0":            "skipped",
+		"_e{1,1}:a|b":            "skipped",
+	}
+	var sent, accepted int
+	byReason := map[string]int{}
+	var batch []string
+	for i := range 50 {
+		for line, reason := range lines {
+			batch = append(batch, line)
+			sent++
+			switch reason {
+			case "":
+				accepted++
+			default:
+				byReason[reason]++
+			}
+		}
+		if i%5 == 4 {
+			r.send(t, strings.Join(batch, "\n"))
+			batch = batch[:0]
+		}
+	}
+	r.waitLines(t, uint64(sent))
+	ms := r.stop(t)
+	if len(ms) != 3 {
+		t.Fatalf("want the 3 valid series, got %d metrics", len(ms))
+	}
+	if got := field(t, find(t, ms, "stats_counters", "name", "ok_a"), "count"); got != 50 {
+		t.Fatalf("ok_a count = %v, want 50", got)
+	}
+	var invalid uint64
+	for reason, n := range byReason {
+		name := "lines_invalid_" + reason
+		if reason == "skipped" {
+			name = "lines_skipped"
+		} else {
+			invalid += uint64(n)
+		}
+		if got := r.stats.Counter(name).Load(); got != uint64(n) {
+			t.Errorf("%s = %d, want %d", name, got, n)
+		}
+	}
+	if got := r.stats.Counter("lines_invalid").Load(); got != invalid {
+		t.Errorf("lines_invalid = %d, want %d", got, invalid)
+	}
+	received := r.stats.Counter("lines_received").Load()
+	skipped := r.stats.Counter("lines_skipped").Load()
+	if received != uint64(sent) || uint64(accepted)+invalid+skipped != received {
+		t.Errorf("received %d = accepted %d + invalid %d + skipped %d, sent %d", received, accepted, invalid, skipped, sent)
+	}
+	if got := r.stats.Counter("packets_received").Load(); got != 10 {
+		t.Errorf("packets_received = %d, want 10", got)
+	}
+}
+
+func compress(t *testing.T, kind string, data []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	var w interface {
+		Write([]byte) (int, error)
+		Close() error
+	}
+	if kind == "gzip" {
+		w = gzip.NewWriter(&buf)
+	} else {
+		w = zlib.NewWriter(&buf)
+	}
+	w.Write(data)
+	w.Close()
+	return buf.Bytes()
+}
+
+func TestServer_Decompression(t *testing.T) {
+	r := start(t, func(o *statsd.Options) { o.TryDecompress = true })
+	bomb := compress(t, "zlib", make([]byte, 64<<20))
+	if len(bomb) > 65507 {
+		t.Fatalf("bomb does not fit a datagram: %d bytes", len(bomb))
+	}
+	r.send(t,
+		string(compress(t, "gzip", []byte("zipped:1|c\nzipped:2|c"))),
+		string(compress(t, "zlib", []byte("zipped:4|c"))),
+		string(bomb),
+		"plain:1|c",
+	)
+	r.waitLines(t, 4)
+	deadline := time.Now().Add(10 * time.Second)
+	for r.stats.Counter("packets_dropped_too_large").Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	ms := r.stop(t)
+	if got := field(t, find(t, ms, "stats_counters", "name", "zipped"), "count"); got != 7 {
+		t.Errorf("zipped count = %v, want 7", got)
+	}
+	find(t, ms, "stats_counters", "name", "plain")
+	if got := r.stats.Counter("packets_dropped_too_large").Load(); got != 1 {
+		t.Errorf("zlib bomb: packets_dropped_too_large = %d, want 1", got)
+	}
+}
+
+func TestServer_MaxSeries(t *testing.T) {
+	r := start(t, func(o *statsd.Options) { o.MaxSeries = 100 })
+	var lines []string
+	for i := range 1000 {
+		lines = append(lines, fmt.Sprintf("s%d:1|c", i))
+		if len(lines) == 50 {
+			r.send(t, strings.Join(lines, "\n"))
+			lines = lines[:0]
+		}
+	}
+	r.waitLines(t, 1000)
+	ms := r.stop(t)
+	if len(ms) != 100 {
+		t.Fatalf("want 100 series, got %d", len(ms))
+	}
+	if got := r.stats.Counter("metrics_dropped_max_series").Load(); got != 900 {
+		t.Fatalf("metrics_dropped_max_series = %d, want 900", got)
+	}
+}
+
+func TestServer_IPv6(t *testing.T) {
+	if l, err := net.ListenPacket("udp6", "[::1]:0"); err != nil {
+		t.Fatalf("::1 unavailable: %v", err)
+	} else {
+		l.Close()
+	}
+	r := start(t, func(o *statsd.Options) { o.LocalHost = "[::1]:0" })
+	r.send(t, "v6:3|c")
+	r.waitLines(t, 1)
+	if got := field(t, find(t, r.stop(t), "stats_counters", "name", "v6"), "count"); got != 3 {
+		t.Fatalf("count = %v", got)
+	}
+}
+
+func TestOptions_Validate(t *testing.T) {
+	f := func(configure func(*statsd.Options), want string) {
+		t.Helper()
+		o := statsd.DefaultOptions()
+		configure(&o)
+		err := o.Validate()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("got %v, want an error mentioning %q", err, want)
+		}
+	}
+	f(func(o *statsd.Options) { o.BatchSize = 0 }, "batch_size")
+	f(func(o *statsd.Options) { o.MaxPacketSize = 70000 }, "max_packet_size")
+	f(func(o *statsd.Options) { o.TimestampWindow = 0 }, "timestamp_window")
+	f(func(o *statsd.Options) { o.PercentileThresholds = []float64{101} }, "percentile_thresholds")
+	f(func(o *statsd.Options) { o.LocalHost = "" }, "local_host")
+}
