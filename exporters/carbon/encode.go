@@ -1,0 +1,133 @@
+package carbon
+
+import (
+	"math"
+	"strconv"
+
+	"github.com/bucky3/bucky3/engine"
+)
+
+// The pseudo-keys that name a metric's bucket and a field's name when a
+// path is built; they win over tags of the same name.
+const (
+	bucketKey = "bucket"
+	valueKey  = "value"
+)
+
+// AppendLines appends one plaintext line per numeric field of m
+// (booleans count as 0 and 1; strings, null and non-finite numbers are
+// skipped):
+//
+//	<path> <value> <unix seconds>\n
+//
+// The path holds the values of the keys named in mapping, in that order,
+// then of the metric's other keys in alphabetical order, joined by '.'. The
+// keys are the tags plus "bucket" (m.Bucket) and "value" (the field name);
+// keys missing from the metric and empty values are left out. In a value,
+// '.', '/', '*', '[', ']' and whitespace become '_'.
+//
+// The timestamp is m's, in whole seconds, unless m has none or it is after
+// now (Unix seconds): carbon silently drops future points, so those get now.
+// AppendLines returns dst unchanged when m has no numeric field. It does not
+// allocate when dst has room.
+func AppendLines(dst []byte, m *engine.Metric, mapping []string, now int64) []byte {
+	ts := now
+	if m.Timestamp != 0 && m.Timestamp/1000 <= now {
+		ts = m.Timestamp / 1000
+	}
+	for _, f := range m.Fields {
+		v, ok := f.Value.Float()
+		if !ok {
+			continue
+		}
+		start := len(dst)
+		dst = appendPath(dst, m, f.Name, mapping)
+		if len(dst) == start {
+			continue // every component empty: no path to write under
+		}
+		dst = append(dst, ' ')
+		dst = appendFloat(dst, v)
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, ts, 10)
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
+func appendPath(dst []byte, m *engine.Metric, field string, mapping []string) []byte {
+	start := len(dst)
+	add := func(v string) {
+		if v == "" {
+			return
+		}
+		if len(dst) > start {
+			dst = append(dst, '.')
+		}
+		dst = appendComponent(dst, v)
+	}
+	for _, k := range mapping {
+		switch k {
+		case bucketKey:
+			add(m.Bucket)
+		case valueKey:
+			add(field)
+		default:
+			if v, ok := m.Tag(k); ok {
+				add(v)
+			}
+		}
+	}
+	// Merge the sorted tags with the two pseudo-keys, skipping mapped keys.
+	special := [2]struct{ key, value string }{{bucketKey, m.Bucket}, {valueKey, field}}
+	si := 0
+	for _, t := range m.Tags {
+		for si < len(special) && special[si].key <= t.Key {
+			if !contains(mapping, special[si].key) {
+				add(special[si].value)
+			}
+			si++
+		}
+		if t.Key == bucketKey || t.Key == valueKey || contains(mapping, t.Key) {
+			continue
+		}
+		add(t.Value)
+	}
+	for ; si < len(special); si++ {
+		if !contains(mapping, special[si].key) {
+			add(special[si].value)
+		}
+	}
+	return dst
+}
+
+// appendComponent writes one path component, replacing the characters that
+// would split the path or that Graphite treats as wildcards.
+func appendComponent(dst []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; c {
+		case '.', '/', '*', '[', ']', ' ', '\t', '\n', '\r', '\v', '\f':
+			dst = append(dst, '_')
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+func contains(keys []string, k string) bool {
+	for _, x := range keys {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// appendFloat writes f the way encoding/json does: plain decimals, with an
+// exponent only for very large or very small magnitudes.
+func appendFloat(dst []byte, f float64) []byte {
+	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
+		return strconv.AppendFloat(dst, f, 'e', -1, 64)
+	}
+	return strconv.AppendFloat(dst, f, 'f', -1, 64)
+}

@@ -1,0 +1,156 @@
+package influxdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/bucky3/bucky3/engine"
+	"github.com/bucky3/bucky3/io/push"
+)
+
+// DefaultPort is InfluxDB's UDP service port used for remote_hosts
+// entries without one.
+const DefaultPort = 8086
+
+// Options configure an influxdb_client module.
+type Options struct {
+	push.Options
+	// MaxDatagramSize bounds a datagram's payload (bytes). The default 1400
+	// keeps datagrams under a 1500-byte path MTU; a single longer line is
+	// still sent, alone.
+	MaxDatagramSize int `toml:"max_datagram_size"`
+}
+
+// DefaultOptions returns the defaults of influxdb_client.
+func DefaultOptions() Options {
+	return Options{Options: push.DefaultOptions(DefaultPort), MaxDatagramSize: 1400}
+}
+
+// Validate checks o.
+func (o *Options) Validate() error {
+	if err := o.Options.Validate(); err != nil {
+		return err
+	}
+	if o.MaxDatagramSize < 64 || o.MaxDatagramSize > 65507 {
+		return fmt.Errorf("max_datagram_size: must be within 64…65507, got %d", o.MaxDatagramSize)
+	}
+	return nil
+}
+
+// Client is an influxdb_client module.
+type Client struct {
+	m        engine.Module
+	o        Options
+	resolver *push.Resolver
+
+	conn     *net.UDPConn
+	datagram []byte // reused across pushes
+	noFields *engine.Counter
+	connErrs *engine.Counter
+}
+
+// New returns a client for o, which must have passed Validate. It does no
+// I/O: names are resolved and the socket opened by Run.
+func New(m engine.Module, o Options) (*Client, error) {
+	r, err := push.NewResolver(o.RemoteHosts, o.DefaultPort)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{
+		m:        m,
+		o:        o,
+		resolver: r,
+		datagram: make([]byte, 0, o.MaxDatagramSize),
+		noFields: m.Stats.Counter("metrics_dropped_no_fields"),
+		connErrs: m.Stats.Counter("connection_errors"),
+	}, nil
+}
+
+// Run pushes the batches read from in until in is closed (after a final
+// push) or ctx is cancelled. It implements engine.Destination.
+func (c *Client) Run(ctx context.Context, in <-chan *engine.Batch) error {
+	defer func() {
+		if c.conn != nil {
+			c.conn.Close()
+			c.conn = nil
+		}
+	}()
+	return push.Run(ctx, in, c.m, c.o.Options, push.PushFunc(c.push))
+}
+
+// push packs chunk into datagrams of at most chunk_size lines and
+// max_datagram_size bytes and sends each to every resolved address.
+// Metrics with nothing to write are dropped; a drop is reported only once
+// every metric before it is sent, as Pusher requires.
+func (c *Client) push(ctx context.Context, chunk []engine.Metric) (sent, dropped int, err error) {
+	addrs, err := c.resolver.Addrs(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	if c.conn == nil {
+		if c.conn, err = net.ListenUDP("udp", nil); err != nil {
+			return 0, 0, err
+		}
+	}
+	var lines, pendingDrops int
+	commit := func() {
+		sent += lines
+		dropped += pendingDrops
+		c.noFields.Add(uint64(pendingDrops))
+		lines, pendingDrops = 0, 0
+		c.datagram = c.datagram[:0]
+	}
+	for i := range chunk {
+		start := len(c.datagram)
+		c.datagram = AppendLine(c.datagram, &chunk[i])
+		n := len(c.datagram) - start
+		if n == 0 {
+			pendingDrops++
+			continue
+		}
+		if lines > 0 && (lines == c.o.ChunkSize || len(c.datagram) > c.o.MaxDatagramSize) {
+			if err := c.send(addrs, c.datagram[:start]); err != nil {
+				return sent, dropped, err
+			}
+			// Every metric before chunk[i] is now done, drops included;
+			// the new line moves to the start of the next datagram.
+			line := c.datagram[start:]
+			commit()
+			c.datagram = append(c.datagram, line...)
+		}
+		lines++
+	}
+	if lines > 0 {
+		if err := c.send(addrs, c.datagram); err != nil {
+			return sent, dropped, err
+		}
+	}
+	commit()
+	return sent, dropped, nil
+}
+
+// send writes one datagram to every address. It fails only when no address
+// took it: a retry would duplicate the datagram at the others, which is
+// worse for points without a timestamp than one lost copy.
+func (c *Client) send(addrs []netip.AddrPort, datagram []byte) error {
+	if err := c.conn.SetWriteDeadline(time.Now().Add(engine.Seconds(c.o.SocketTimeout))); err != nil {
+		return err
+	}
+	var errs []error
+	for _, a := range addrs {
+		if _, err := c.conn.WriteToUDPAddrPort(datagram, a); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == len(addrs) {
+		return errors.Join(errs...)
+	}
+	if len(errs) > 0 {
+		c.connErrs.Add(uint64(len(errs)))
+	}
+	return nil
+}

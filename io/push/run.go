@@ -1,0 +1,179 @@
+package push
+
+import (
+	"context"
+	"time"
+
+	"github.com/bucky3/bucky3/engine"
+)
+
+// A Pusher sends metrics to one backend. Run calls it from a single
+// goroutine, so implementations need no locking.
+type Pusher interface {
+	// Push sends chunk, the oldest queued metrics. chunk aliases the queue
+	// and is valid only during the call. It returns how many metrics from
+	// the start of chunk it is done with: sent ones, and dropped ones that
+	// no retry could ever deliver (nothing to encode, rejected by the
+	// backend). The Pusher counts the reason of its drops itself, in
+	// metrics_dropped_<reason>; Run counts the totals. Metrics past
+	// sent+dropped stay queued for the next flush.
+	//
+	// A non-nil err means the backend could not be reached or refused the
+	// push as a whole: Run backs off and retries the rest later.
+	Push(ctx context.Context, chunk []engine.Metric) (sent, dropped int, err error)
+}
+
+// Counters are the self-report counters of a push destination (SPEC §2.2).
+type Counters struct {
+	Received         *engine.Counter // metrics_received
+	Sent             *engine.Counter // metrics_sent
+	Dropped          *engine.Counter // metrics_dropped, every reason
+	DroppedFull      *engine.Counter // metrics_dropped_buffer_full
+	DroppedShutdown  *engine.Counter // metrics_dropped_shutdown
+	ConnectionErrors *engine.Counter // connection_errors
+	Buffered         *engine.Gauge   // metrics_buffered
+	FlushErrors      *engine.Counter // flush_errors
+}
+
+// NewCounters looks up the counters of s, creating them at zero so that a
+// report shows them before anything happens.
+func NewCounters(s *engine.Stats) Counters {
+	return Counters{
+		Received:         s.Counter("metrics_received"),
+		Sent:             s.Counter("metrics_sent"),
+		Dropped:          s.Counter("metrics_dropped"),
+		DroppedFull:      s.Counter("metrics_dropped_buffer_full"),
+		DroppedShutdown:  s.Counter("metrics_dropped_shutdown"),
+		ConnectionErrors: s.Counter("connection_errors"),
+		Buffered:         s.Gauge("metrics_buffered"),
+		FlushErrors:      s.FlushErrors,
+	}
+}
+
+// Run applies the push policy: it queues the batches read from in and
+// pushes them through p every flush interval, backing off on failures.
+// When in is closed it pushes what it holds, once, bounded by ctx, and
+// returns nil; metrics it could not push then are counted as dropped
+// (reason shutdown). When ctx is cancelled it returns ctx.Err() promptly,
+// also counting what it held as dropped.
+//
+// o must have passed Validate.
+func Run(ctx context.Context, in <-chan *engine.Batch, m engine.Module, o Options, p Pusher) error {
+	r := runner{
+		o:        o,
+		p:        p,
+		c:        NewCounters(m.Stats),
+		q:        NewQueue(o.BufferLimit),
+		log:      m,
+		interval: engine.Seconds(o.FlushInterval),
+	}
+	defer r.abandon()
+
+	timer := time.NewTimer(r.interval)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case b, ok := <-in:
+			if !ok {
+				r.flush(ctx, true)
+				return nil
+			}
+			r.add(b.Metrics)
+		case <-timer.C:
+			r.flush(ctx, false)
+			timer.Reset(r.interval)
+		}
+	}
+}
+
+type runner struct {
+	o        Options
+	p        Pusher
+	c        Counters
+	q        *Queue
+	log      engine.Module
+	interval time.Duration
+	failing  bool // the last flush failed: log only the first failure of a run
+}
+
+func (r *runner) add(ms []engine.Metric) {
+	r.c.Received.Add(uint64(len(ms)))
+	if n := r.q.Add(ms); n > 0 {
+		r.c.Dropped.Add(uint64(n))
+		r.c.DroppedFull.Add(uint64(n))
+	}
+	r.c.Buffered.Set(int64(r.q.Len()))
+}
+
+// flush pushes queued metrics in chunks. A regular flush stops at
+// push_count_limit metrics or push_time_limit; the final one (in closed)
+// tries everything, bounded only by ctx.
+func (r *runner) flush(ctx context.Context, final bool) {
+	deadline := time.Now().Add(engine.Seconds(r.o.PushTimeLimit))
+	budget := r.o.PushCountLimit
+	for r.q.Len() > 0 && ctx.Err() == nil {
+		if !final && (budget <= 0 || !time.Now().Before(deadline)) {
+			break
+		}
+		n := r.o.ChunkSize
+		if !final {
+			n = min(n, budget)
+		}
+		chunk := r.q.Peek(n)
+		sent, dropped, err := r.p.Push(ctx, chunk)
+		sent, dropped = clampDone(sent, dropped, len(chunk))
+		r.q.Remove(sent + dropped)
+		budget -= sent + dropped
+		r.c.Sent.Add(uint64(sent))
+		r.c.Dropped.Add(uint64(dropped))
+		r.c.Buffered.Set(int64(r.q.Len()))
+		if err != nil {
+			r.fail(err)
+			return
+		}
+	}
+	if r.failing && r.log.Log != nil {
+		r.log.Log.Info("push recovered", "buffered", r.q.Len())
+	}
+	r.failing = false
+	r.interval = engine.Seconds(r.o.FlushInterval)
+}
+
+func (r *runner) fail(err error) {
+	r.c.ConnectionErrors.Inc()
+	r.c.FlushErrors.Inc()
+	r.interval = min(2*r.interval, engine.Seconds(r.o.MaxFlushInterval))
+	if !r.failing && r.log.Log != nil {
+		r.log.Log.Warn("push failed, backing off", "err", err, "buffered", r.q.Len(), "next_in", r.interval)
+	}
+	r.failing = true
+}
+
+// abandon counts what is still queued when Run returns as dropped: the
+// queue does not survive a restart, and the counts must still add up.
+func (r *runner) abandon() {
+	if n := r.q.Len(); n > 0 {
+		r.c.Dropped.Add(uint64(n))
+		r.c.DroppedShutdown.Add(uint64(n))
+		r.q.Remove(n)
+	}
+	r.c.Buffered.Set(0)
+}
+
+// clampDone guards the queue against a Pusher reporting more than it was given.
+func clampDone(sent, dropped, n int) (int, int) {
+	sent = max(0, min(sent, n))
+	dropped = max(0, min(dropped, n-sent))
+	return sent, dropped
+}
+
+// PushFunc adapts a function to the Pusher interface, so that a client can
+// keep its push method unexported.
+type PushFunc func(ctx context.Context, chunk []engine.Metric) (sent, dropped int, err error)
+
+// Push calls f.
+func (f PushFunc) Push(ctx context.Context, chunk []engine.Metric) (int, int, error) {
+	return f(ctx, chunk)
+}
