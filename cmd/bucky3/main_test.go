@@ -213,6 +213,21 @@ func TestDefaultConfiguration(t *testing.T) {
 	if !strings.Contains(page, `env="default-config"`) {
 		t.Fatal("default metadata env=default-config missing")
 	}
+	// The second half of the quick start: a gauge sent to :8125 shows up
+	// after the 10 s flush.
+	conn, err := net.Dial("udp", "127.0.0.1:8125")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	want := `stats_gauges{env="default-config",name="foobar",value="value"} 123`
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(page, want); page = scrape("http://127.0.0.1:9103/metrics") {
+		if time.Now().After(deadline) {
+			t.Fatalf("gauge foobar never served; page:\n%s", page)
+		}
+		conn.Write([]byte("foobar:123|g\n"))
+		time.Sleep(200 * time.Millisecond)
+	}
 	p.cmd.Process.Signal(syscall.SIGINT)
 	if code := p.wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGINT", code)
@@ -239,6 +254,91 @@ values_timeout = 30
 	if len(samples) != 1 || samples[0].Value <= 0 {
 		t.Fatalf("cpu0 user time through Prometheus: %+v", samples)
 	}
+}
+
+// StatsD datagrams over real UDP come out of the Prometheus endpoint with
+// exact values, and the self report accounts for every line.
+func TestStatsDToPrometheus(t *testing.T) {
+	promAddr := freeAddr(t)
+	statsdAddr := freeUDPAddr(t)
+	start(t, writeConfig(t, fmt.Sprintf(`
+flush_interval = 1
+randomize_startup = false
+[statsd]
+module_type = "statsd_server"
+local_host = %q
+percentile_thresholds = [90]
+self_report = true
+self_report_interval = 1
+[prom]
+module_type = "prometheus_exporter"
+local_host = %q
+add_timestamps = false
+`, statsdAddr, promAddr)))
+	url := "http://" + promAddr + "/metrics"
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("exporter never answered")
+		}
+	}
+	conn, err := net.Dial("udp", statsdAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const datagrams = 200
+	for i := range datagrams {
+		lines := []string{
+			"hits:1|c|#route=/a",
+			"hits:2|c|@0.5|#route=/a",
+			fmt.Sprintf("latency:%d|ms", i%10),
+			"bad-name:1|c",
+			"worse:1|zz",
+		}
+		conn.Write([]byte(strings.Join(lines, "\n")))
+		if i%50 == 49 {
+			time.Sleep(5 * time.Millisecond) // stay under the socket buffer
+		}
+	}
+	sent := float64(datagrams * 5)
+	var page string
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		page = scrape(url)
+		if strings.Contains(page, fmt.Sprintf(`bucky3{name="statsd",value="lines_received"} %v`, sent)) &&
+			strings.Contains(page, `stats_counters{name="hits",route="/a",value="count"} 1000`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("counts never settled; page:\n%s", page)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, want := range []string{
+		`bucky3{name="statsd",value="lines_invalid"} 400`,
+		`bucky3{name="statsd",value="lines_invalid_bad_name"} 200`,
+		`bucky3{name="statsd",value="lines_invalid_bad_type"} 200`,
+		`bucky3{name="statsd",value="packets_received"} 200`,
+		`bucky3{name="statsd",value="packets_dropped_kernel"} 0`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+}
+
+func freeUDPAddr(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
 }
 
 func TestSystemdUnitVerifies(t *testing.T) {

@@ -5,7 +5,10 @@ import (
 	"github.com/bucky3/bucky3/collectors/linux"
 	"github.com/bucky3/bucky3/collectors/statsd"
 	"github.com/bucky3/bucky3/engine"
+	"github.com/bucky3/bucky3/exporters/carbon"
 	"github.com/bucky3/bucky3/exporters/debug"
+	"github.com/bucky3/bucky3/exporters/elasticsearch"
+	"github.com/bucky3/bucky3/exporters/influxdb"
 	"github.com/bucky3/bucky3/exporters/prometheus"
 )
 
@@ -15,5 +18,8 @@ var moduleTypes = []engine.Type{
 	engine.SourceType("jsond_server", jsond.DefaultOptions, jsond.New),
 	engine.SourceType("linux_stats", linux.DefaultOptions, linux.New),
 	engine.DestinationType("prometheus_exporter", prometheus.DefaultOptions, prometheus.New),
+	engine.DestinationType("influxdb_client", influxdb.DefaultOptions, influxdb.New),
+	engine.DestinationType("elasticsearch_client", elasticsearch.DefaultOptions, elasticsearch.New),
+	engine.DestinationType("carbon_client", carbon.DefaultOptions, carbon.New),
 	engine.DestinationType("debug_output", debug.DefaultOptions, debug.New),
 }

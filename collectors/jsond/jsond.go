@@ -157,14 +157,13 @@ func (s *Server) Run(ctx context.Context, out engine.Emitter) error {
 	listenerDone := make(chan error, 1)
 	go func() { listenerDone <- ln.Run(readCtx, s.handler) }()
 
-	var lastPackets, lastDropped, lastTruncated uint64
+	var lastDropped, lastTruncated uint64
 	publish := func() {
-		p, d, tr := ln.Packets(), ln.Dropped(), ln.Truncated()
-		s.packets.Add(p - lastPackets)
+		d, tr := ln.Dropped(), ln.Truncated()
 		s.kernelDrops.Add(d - lastDropped)
 		s.tooLarge.Add(tr - lastTruncated)
 		s.packetsDropped.Add(tr - lastTruncated)
-		lastPackets, lastDropped, lastTruncated = p, d, tr
+		lastDropped, lastTruncated = d, tr
 	}
 	flush := time.NewTicker(engine.Seconds(s.o.FlushInterval))
 	defer flush.Stop()
@@ -207,6 +206,7 @@ func (s *Server) handler(int) func(packet []byte) {
 	inflater := udp.Inflater{MaxBytes: s.o.MaxDecompressedBytes}
 	var metrics []engine.Metric
 	return func(packet []byte) {
+		s.packets.Inc()
 		if s.o.TryDecompress {
 			inflated, _, err := inflater.Inflate(packet)
 			if err != nil {

@@ -163,14 +163,14 @@ func readersOf(n int) int {
 	return n
 }
 
-// publisher moves the listener's own counts (packets, kernel drops) and
+// publisher moves the listener's own counts (kernel drops, truncations) and
 // the table's series drops into the self-report counters, as deltas so the
 // report stays cumulative across restarts of the module.
 type publisher struct {
-	ln                          *udp.Listener
-	c                           *counters
-	packets, dropped, truncated uint64
-	seriesDropped               uint64
+	ln                 *udp.Listener
+	c                  *counters
+	dropped, truncated uint64
+	seriesDropped      uint64
 }
 
 func (p *publisher) publish(table *aggregate.Table) {
@@ -180,7 +180,6 @@ func (p *publisher) publish(table *aggregate.Table) {
 		*last = now
 		return d
 	}
-	add(p.c.packets, &p.packets, p.ln.Packets())
 	add(p.c.kernelDrops, &p.dropped, p.ln.Dropped())
 	if d := add(p.c.packetsTooLarge, &p.truncated, p.ln.Truncated()); d > 0 {
 		p.c.packetsDropped.Add(d)
@@ -219,6 +218,7 @@ type reader struct {
 }
 
 func (r *reader) handle(packet []byte) {
+	r.c.packets.Inc()
 	if r.inflate {
 		out, _, err := r.inflater.Inflate(packet)
 		if err != nil {
