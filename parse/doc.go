@@ -1,6 +1,19 @@
-// Package parse turns StatsD/DogStatsD datagrams and flat JSON objects into
-// views over the input bytes, without allocating. It imports no other
-// package of the project and never logs: rejected lines are reported to the
-// caller as package-level sentinel errors so that it can count them by
-// reason.
+// Package parse turns StatsD/DogStatsD datagrams (SPEC §3) and
+// newline-delimited flat JSON objects (SPEC §5) into views over the input
+// bytes, without allocating in steady state. It imports no other package
+// of the project and never logs.
+//
+// A parser (StatsD, JSON) is owned by one goroutine, typically a socket
+// reader, and reused for every datagram: Parse returns views that stay
+// valid until the parser's next Parse or Reset, so a consumer that keeps
+// anything past that must copy it. Per-sample slices are capped, so an
+// append by a consumer copies instead of overwriting the next sample.
+//
+// Rejected lines are not errors of Parse: each parser counts them by
+// Reason in its Rejected array, which the caller adds to its
+// lines_invalid_<reason> counters. Every Reason has a package-level
+// sentinel error (ErrBadRate, …) returned by StatsD.ParseLine.
+//
+// The current time is an argument of Parse, in milliseconds, so that the
+// timestamp window check costs no clock read per line and tests control it.
 package parse

@@ -1,0 +1,51 @@
+//go:build !race
+
+package parse
+
+import "testing"
+
+func TestStatsD_ParseAllocs(t *testing.T) {
+	packet := taggedDatagram(20)
+	var p StatsD
+	if n := len(p.Parse(packet, now)); n != 20 {
+		t.Fatalf("warm-up parsed %d samples, want 20", n)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if len(p.Parse(packet, now)) != 20 {
+			t.Fatal("lost samples")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("Parse allocates %v times per datagram", allocs)
+	}
+}
+
+func TestStatsD_ParseAllocs_Escaped(t *testing.T) {
+	packet := []byte("a:1|c|#k=x\\,y,timestamp=1700000000|c:abc\nb.c:2|g|#bare,bucket=b.x")
+	p := StatsD{SanitizeNames: true}
+	p.Parse(packet, now)
+	allocs := testing.AllocsPerRun(100, func() {
+		if len(p.Parse(packet, now)) != 2 {
+			t.Fatal("lost samples")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("Parse allocates %v times per datagram", allocs)
+	}
+}
+
+func TestJSON_ParseAllocs(t *testing.T) {
+	packet := jsonDatagram(20)
+	var j JSON
+	if n := len(j.Parse(packet, now)); n != 20 {
+		t.Fatalf("warm-up parsed %d objects, want 20", n)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if len(j.Parse(packet, now)) != 20 {
+			t.Fatal("lost objects")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("Parse allocates %v times per datagram", allocs)
+	}
+}

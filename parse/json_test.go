@@ -1,0 +1,129 @@
+package parse
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// formatObject renders an object as key=value pairs, strings quoted, then
+// @<timestamp ms> when it has one.
+func formatObject(o Object) string {
+	var parts []string
+	for _, f := range o.Fields {
+		v := "null"
+		switch f.Kind {
+		case KindNumber:
+			v = strconv.FormatFloat(f.Num, 'g', -1, 64)
+		case KindString:
+			v = strconv.Quote(string(f.Str))
+		case KindBool:
+			v = strconv.FormatBool(f.Bool)
+		}
+		parts = append(parts, string(f.Key)+"="+v)
+	}
+	if o.Timestamp != 0 {
+		parts = append(parts, "@"+strconv.FormatInt(o.Timestamp, 10))
+	}
+	return strings.Join(parts, " ")
+}
+
+func TestJSON_Success(t *testing.T) {
+	var j JSON
+	f := func(packet string, want ...string) {
+		t.Helper()
+		for range 2 { // the second Parse proves reuse
+			var got []string
+			for _, o := range j.Parse([]byte(packet), now) {
+				got = append(got, formatObject(o))
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("Parse(%q):\ngot  %q\nwant %q", packet, got, want)
+			}
+			if n := rejected(j.Rejected); n != 0 {
+				t.Fatalf("Parse(%q): %d lines rejected: %v", packet, n, j.Rejected)
+			}
+		}
+	}
+	f(`{"a":1,"b":"x","c":true,"d":false,"e":null}`, `a=1 b="x" c=true d=false e=null`)
+	f(`{"b":1,"a":-2.5e3}`, `a=-2500 b=1`)
+	f(`{"a":1,"a":"last"}`, `a="last"`)
+	f(`{"msg":"he said \"hi\"\n\u00e9","k\u0065y":""}`, `key="" msg="he said \"hi\"\né"`)
+	f(`  { "a" : 1 }  `, `a=1`)
+	f(`{"a":1,"timestamp":1700000000}`, `a=1 @1700000000000`)
+	f(`{"timestamp":1700000000123,"a":1}`, `a=1 @1700000000123`)
+	f(`{"timestamp":1700000000.25,"a":1}`, `a=1 @1700000000250`)
+	f("{\"a\":1}\r\n\n{\"b\":2}\n{\"c\":\"x\"}", `a=1`, `b=2`, `c="x"`)
+	f("\n \n")
+}
+
+func TestJSON_Failure(t *testing.T) {
+	var j JSON
+	f := func(line string, want Reason) {
+		t.Helper()
+		for range 2 {
+			objects := j.Parse([]byte(line+"\n{\"ok\":1}"), now)
+			if len(objects) != 1 || formatObject(objects[0]) != "ok=1" {
+				t.Fatalf("Parse(%q) = %d objects, want only ok=1", line, len(objects))
+			}
+			if j.Rejected[want] != 1 || rejected(j.Rejected) != 1 || j.Lines != 2 {
+				t.Fatalf("Parse(%q) rejected %v, want one %s", line, j.Rejected, want)
+			}
+		}
+	}
+	f(`not json`, ReasonBadJSON)
+	f(`{"a":1`, ReasonBadJSON)
+	f(`{"a":1}{"b":2}`, ReasonBadJSON)
+	f(`{"a":1},`, ReasonBadJSON)
+	f(`{a:1}`, ReasonBadJSON)
+	f(`[1]`, ReasonNotObject)
+	f(`1`, ReasonNotObject)
+	f(`"x"`, ReasonNotObject)
+	f(`null`, ReasonNotObject)
+	f(`{"a":{}}`, ReasonNested)
+	f(`{"a":{"b":1}}`, ReasonNested)
+	f(`{"a":[1]}`, ReasonNested)
+	f(`{}`, ReasonEmpty)
+	f(`{"timestamp":1700000000}`, ReasonEmpty)
+	f(`{"a":NaN}`, ReasonBadValue)
+	f(`{"a":-Inf}`, ReasonBadValue)
+	f(`{"a":1e400}`, ReasonBadValue)
+	f(`{"a":1,"timestamp":"1700000000"}`, ReasonBadTimestamp)
+	f(`{"a":1,"timestamp":null}`, ReasonBadTimestamp)
+	f(`{"a":1,"timestamp":1000}`, ReasonTimestampOutOfWindow)
+	f(`{"a":1,"timestamp":1700000601}`, ReasonTimestampOutOfWindow)
+	f("{\"a\":\"\xff\"}", ReasonBadUTF8)
+	f("{\"\xff\":1}", ReasonBadUTF8)
+}
+
+func TestJSON_Window(t *testing.T) {
+	j := JSON{TimestampWindow: 10}
+	for _, c := range []struct {
+		line string
+		ok   bool
+	}{
+		{`{"a":1,"timestamp":1700000010}`, true},
+		{`{"a":1,"timestamp":1700000011}`, false},
+		{`{"a":1,"timestamp":1699999990000}`, true},
+		{`{"a":1,"timestamp":1699999989999}`, false},
+	} {
+		got := len(j.Parse([]byte(c.line), now)) == 1
+		if got != c.ok || (!got && j.Rejected[ReasonTimestampOutOfWindow] != 1) {
+			t.Fatalf("Parse(%q) accepted=%v, want %v (%v)", c.line, got, c.ok, j.Rejected)
+		}
+	}
+}
+
+// Views of one line must survive the parsing of the next ones, although
+// fastjson reuses its buffer per line.
+func TestJSON_ViewsSurviveLines(t *testing.T) {
+	var j JSON
+	packet := `{"key":"` + strings.Repeat("x", 100) + `"}` + "\n" + strings.Repeat(`{"other":"`+strings.Repeat("y", 1000)+`"}`+"\n", 50)
+	objects := j.Parse([]byte(packet), now)
+	if len(objects) != 51 {
+		t.Fatalf("got %d objects", len(objects))
+	}
+	if got := formatObject(objects[0]); got != `key="`+strings.Repeat("x", 100)+`"` {
+		t.Fatalf("first object clobbered: %q", got)
+	}
+}
