@@ -1,22 +1,25 @@
 # bucky3 — see README.md. `make test` is the test command CI runs.
 GO ?= go
+# sdjournal builds the systemd_journal reader (cgo + libsystemd-dev).
+TAGS ?= sdjournal
 
 .PHONY: build test backends check bench fuzz golden bench-compare clean
 
 build:
-	$(GO) build -o bin/bucky3 ./cmd/bucky3
+	$(GO) build -tags '$(TAGS)' -o bin/bucky3 ./cmd/bucky3
 
 # The tests talk to real Prometheus, InfluxDB, VictoriaMetrics, Graphite and
 # VictoriaLogs servers: backends installs them (idempotent, fast when warm).
 test: backends
-	$(GO) test -race -shuffle=on -timeout 20m ./...
+	$(GO) test -tags '$(TAGS)' -race -shuffle=on -timeout 20m ./...
 
 backends:
 	bash scripts/backends.sh install
 
-check:
+check: backends
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags '$(TAGS)' ./...
 	$(GO) mod tidy -diff
 
 bench:

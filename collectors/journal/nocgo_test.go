@@ -1,4 +1,4 @@
-//go:build !cgo || !linux
+//go:build !cgo || !linux || !sdjournal
 
 package journal
 
@@ -11,7 +11,7 @@ import (
 
 func TestNew_NoCgo(t *testing.T) {
 	_, err := New(engine.Module{Name: "journal", Stats: engine.NewStats()}, DefaultOptions())
-	if err == nil || !strings.Contains(err.Error(), "systemd_journal needs a cgo build") {
+	if err == nil || !strings.Contains(err.Error(), "systemd_journal needs a build with -tags sdjournal") {
 		t.Fatalf("got %v, want the cgo error", err)
 	}
 }
