@@ -123,7 +123,10 @@ func (m *Metric) SetTag(key, value string) {
 		m.Tags[i].Value = value
 		return
 	}
-	m.Tags = slices.Insert(m.Tags, i, Tag{Key: key, Value: value})
+	// Clip first: sources may carve the tags of a batch's metrics out of
+	// one backing array, and an in-place insert would overwrite the next
+	// metric's tags.
+	m.Tags = slices.Insert(slices.Clip(m.Tags), i, Tag{Key: key, Value: value})
 }
 
 // DeleteTag removes the tag named key, if present.

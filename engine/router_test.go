@@ -182,3 +182,25 @@ module_type = "rec"
 		}
 	})
 }
+
+// Sources may carve the tags of several metrics out of one array; a
+// relabel rule adding a tag to one must not touch the next.
+func TestEmit_RelabelDoesNotClobberSharedTagArrays(t *testing.T) {
+	doc := `
+[src]
+module_type = "fsrc"
+[[src.metric_postprocessor]]
+target_label = "added"
+replacement = "x"
+[out]
+module_type = "rec"
+`
+	backing := tags("a", "1", "b", "2")
+	got := emitThrough(t, doc,
+		engine.Metric{Bucket: "first", Tags: backing[0:1]},
+		engine.Metric{Bucket: "second", Tags: backing[1:2]},
+	)
+	if !slices.Equal(got[0].Tags, tags("a", "1", "added", "x")) || !slices.Equal(got[1].Tags, tags("added", "x", "b", "2")) {
+		t.Fatalf("tags: %+v / %+v", got[0].Tags, got[1].Tags)
+	}
+}
