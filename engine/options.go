@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
 	"time"
 )
 
@@ -84,4 +86,32 @@ func (d *DestinationOptions) Destination() *DestinationOptions { return d }
 // DefaultDestinationOptions returns the defaults shared by destinations.
 func DefaultDestinationOptions() DestinationOptions {
 	return DestinationOptions{CommonOptions: CommonOptions{FlushInterval: 10, SelfReportInterval: 60}}
+}
+
+// StartupDelay returns the random wait of SPEC §2.1 before a source's first
+// collection: 0…min(flush_interval−1, 15) s when randomize_startup is set
+// and the interval is above 3 s, else 0. It spreads the flushes of a fleet
+// of agents started together.
+func (s *SourceOptions) StartupDelay() time.Duration {
+	if !s.RandomizeStartup || s.FlushInterval <= 3 {
+		return 0
+	}
+	return rand.N(Seconds(min(s.FlushInterval-1, 15)) + 1)
+}
+
+// WaitStartup sleeps for StartupDelay and reports whether the source should
+// go on: false when ctx ended first.
+func (s *SourceOptions) WaitStartup(ctx context.Context) bool {
+	d := s.StartupDelay()
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

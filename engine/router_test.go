@@ -118,6 +118,9 @@ func TestEmit_DestinationModulesAndFullInbox(t *testing.T) {
 					return func(ctx context.Context, out engine.Emitter) error {
 						for range engine.DefaultInboxSize + 10 {
 							out.Emit(&engine.Batch{Metrics: []engine.Metric{counterMetric(1)}})
+							// Let the fast destination drain: only the
+							// slow one may fall behind.
+							time.Sleep(time.Millisecond)
 						}
 						<-ctx.Done()
 						return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/bucky3/bucky3/engine"
@@ -104,14 +103,8 @@ func New(m engine.Module, o Options) (*Source, error) {
 // opened or read is a flush error and ends Run with an error, after the
 // events read so far are emitted.
 func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
-	if d := startupDelay(&s.opts); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
+	if !s.opts.WaitStartup(ctx) {
+		return nil
 	}
 	r, err := s.open(&s.opts, s.log, s.cursor)
 	if err != nil {
@@ -150,16 +143,6 @@ func (s *Source) Run(ctx context.Context, out engine.Emitter) error {
 			r.wait(min(waitStep, time.Until(nextFlush)))
 		}
 	}
-}
-
-// startupDelay is SPEC §2.1: a random 0…min(interval-1, 15) s, only for
-// intervals above 3 s. For a follower it delays the start of reading;
-// timestamp_window covers what was logged meanwhile.
-func startupDelay(o *Options) time.Duration {
-	if !o.RandomizeStartup || o.FlushInterval <= 3 {
-		return 0
-	}
-	return rand.N(engine.Seconds(min(o.FlushInterval-1, 15)) + 1)
 }
 
 // pipeline is the state of one Run: entries go through the level filter

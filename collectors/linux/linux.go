@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/prometheus/procfs"
@@ -79,14 +78,8 @@ func (s *Stats) Run(ctx context.Context, out engine.Emitter) error {
 	if err := s.open(); err != nil {
 		return err
 	}
-	if d := startupDelay(&s.opts); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
+	if !s.opts.WaitStartup(ctx) {
+		return nil
 	}
 	tick := time.NewTicker(engine.Seconds(s.opts.FlushInterval))
 	defer tick.Stop()
@@ -98,15 +91,6 @@ func (s *Stats) Run(ctx context.Context, out engine.Emitter) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// startupDelay is SPEC §2.1: a random 0…min(interval-1, 15) s, only for
-// intervals above 3 s, so that a fleet of agents does not poll in lockstep.
-func startupDelay(o *Options) time.Duration {
-	if !o.RandomizeStartup || o.FlushInterval <= 3 {
-		return 0
-	}
-	return rand.N(engine.Seconds(min(o.FlushInterval-1, 15)) + 1)
 }
 
 func (s *Stats) open() error {

@@ -389,7 +389,7 @@ func TestRun_RandomizedStartup(t *testing.T) {
 
 	for range 1000 {
 		o := DefaultOptions()
-		if d := startupDelay(&o); d < 0 || d > 9*time.Second {
+		if d := o.StartupDelay(); d < 0 || d > 9*time.Second {
 			t.Fatalf("startup delay %v at a 10 s interval", d)
 		}
 	}

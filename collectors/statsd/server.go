@@ -3,7 +3,6 @@ package statsd
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"runtime"
 	"sync"
 	"time"
@@ -106,7 +105,7 @@ func (s *Server) Run(ctx context.Context, out engine.Emitter) error {
 
 	published := publisher{ln: ln, c: &s.counters}
 	flushEvery := engine.Seconds(s.o.FlushInterval)
-	next := time.NewTimer(flushEvery + s.startupDelay())
+	next := time.NewTimer(flushEvery + s.o.StartupDelay())
 	defer next.Stop()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -137,15 +136,6 @@ func (s *Server) Run(ctx context.Context, out engine.Emitter) error {
 			next.Reset(flushEvery)
 		}
 	}
-}
-
-// startupDelay spreads the first flush of a fleet of agents (SPEC §2.1).
-func (s *Server) startupDelay() time.Duration {
-	if !s.o.RandomizeStartup || s.o.FlushInterval <= 3 {
-		return 0
-	}
-	limit := min(s.o.FlushInterval-1, 15)
-	return engine.Seconds(rand.Float64() * limit)
 }
 
 func (s *Server) flush(table *aggregate.Table, out engine.Emitter) {
