@@ -16,20 +16,13 @@ import (
 // Options are the jsond_server options.
 type Options struct {
 	engine.SourceOptions
+	udp.ServerOptions
 
-	// LocalHost is the UDP address to listen on, IPv4 or IPv6.
-	LocalHost string `toml:"local_host"`
 	// Bucket is the bucket of every metric.
-	Bucket        string `toml:"bucket"`
-	Readers       int    `toml:"readers"`
-	BatchSize     int    `toml:"batch_size"`
-	MaxPacketSize int    `toml:"max_packet_size"`
-	ReceiveBuffer int    `toml:"receive_buffer"`
+	Bucket string `toml:"bucket"`
 	// TimestampWindow is how far (seconds) an object's timestamp may be
 	// from now.
-	TimestampWindow      float64 `toml:"timestamp_window"`
-	TryDecompress        bool    `toml:"try_decompress"`
-	MaxDecompressedBytes int     `toml:"max_decompressed_bytes"`
+	TimestampWindow float64 `toml:"timestamp_window"`
 	// BufferLimit bounds the objects held between flushes; beyond it new
 	// objects are dropped and counted, so a flood cannot exhaust memory.
 	BufferLimit int `toml:"buffer_limit"`
@@ -39,43 +32,24 @@ type Options struct {
 // decompression is on: JSON senders commonly compress.
 func DefaultOptions() Options {
 	return Options{
-		SourceOptions:        engine.DefaultSourceOptions(),
-		LocalHost:            "0.0.0.0:8181",
-		Bucket:               "metrics",
-		BatchSize:            udp.DefaultBatchSize,
-		MaxPacketSize:        udp.DefaultMaxPacketSize,
-		ReceiveBuffer:        udp.DefaultReceiveBuffer,
-		TimestampWindow:      600,
-		TryDecompress:        true,
-		MaxDecompressedBytes: udp.DefaultMaxInflated,
-		BufferLimit:          100_000,
+		SourceOptions:   engine.DefaultSourceOptions(),
+		ServerOptions:   udp.DefaultServerOptions("0.0.0.0:8181", true),
+		Bucket:          "metrics",
+		TimestampWindow: 600,
+		BufferLimit:     100_000,
 	}
 }
 
 // Validate checks the options; errors name the option at fault.
 func (o *Options) Validate() error {
-	if o.LocalHost == "" {
-		return errors.New("local_host: must not be empty")
+	if err := o.ServerOptions.Validate(); err != nil {
+		return err
 	}
 	if o.Bucket == "" {
 		return errors.New("bucket: must not be empty")
 	}
-	checks := []struct {
-		name     string
-		value    int
-		min, max int
-	}{
-		{"readers", o.Readers, 0, 1024},
-		{"batch_size", o.BatchSize, 1, 1024},
-		{"max_packet_size", o.MaxPacketSize, 512, udp.DefaultMaxPacketSize},
-		{"receive_buffer", o.ReceiveBuffer, 4096, 1 << 30},
-		{"max_decompressed_bytes", o.MaxDecompressedBytes, 1024, 64 << 20},
-		{"buffer_limit", o.BufferLimit, 100, 100_000_000},
-	}
-	for _, c := range checks {
-		if c.value < c.min || c.value > c.max {
-			return fmt.Errorf("%s: must be in [%d, %d], got %d", c.name, c.min, c.max, c.value)
-		}
+	if o.BufferLimit < 100 || o.BufferLimit > 100_000_000 {
+		return fmt.Errorf("buffer_limit: must be in [100, 100000000], got %d", o.BufferLimit)
 	}
 	if o.TimestampWindow <= 0 {
 		return fmt.Errorf("timestamp_window: must be above 0, got %v", o.TimestampWindow)
@@ -133,13 +107,7 @@ func (s *Server) Addr(ctx context.Context) (string, error) {
 // Run listens and emits the objects received every flush_interval until
 // ctx is cancelled; then it stops reading and emits what it holds.
 func (s *Server) Run(ctx context.Context, out engine.Emitter) error {
-	ln, err := udp.Listen(udp.Config{
-		Addr:          s.o.LocalHost,
-		Readers:       s.o.Readers,
-		BatchSize:     s.o.BatchSize,
-		MaxPacketSize: s.o.MaxPacketSize,
-		ReceiveBuffer: s.o.ReceiveBuffer,
-	})
+	ln, err := udp.Listen(s.o.Config())
 	if err != nil {
 		return err
 	}

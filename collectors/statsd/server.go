@@ -77,13 +77,7 @@ func (s *Server) Run(ctx context.Context, out engine.Emitter) error {
 	if err != nil {
 		return err
 	}
-	ln, err := udp.Listen(udp.Config{
-		Addr:          s.o.LocalHost,
-		Readers:       s.o.Readers,
-		BatchSize:     s.o.BatchSize,
-		MaxPacketSize: s.o.MaxPacketSize,
-		ReceiveBuffer: s.o.ReceiveBuffer,
-	})
+	ln, err := udp.Listen(s.o.Config())
 	if err != nil {
 		return err
 	}

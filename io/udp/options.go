@@ -1,0 +1,73 @@
+package udp
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ServerOptions are the socket options of the UDP source modules
+// (statsd_server, jsond_server), decoded from their TOML tables.
+type ServerOptions struct {
+	// LocalHost is the UDP address to listen on, IPv4 or IPv6.
+	LocalHost string `toml:"local_host"`
+	// Readers is the number of SO_REUSEPORT sockets, each with its own
+	// reader goroutine; 0 means one per CPU.
+	Readers int `toml:"readers"`
+	// BatchSize is the number of datagrams one recvmmsg call reads.
+	BatchSize int `toml:"batch_size"`
+	// MaxPacketSize is the largest datagram accepted whole.
+	MaxPacketSize int `toml:"max_packet_size"`
+	// ReceiveBuffer is the SO_RCVBUF requested for each socket, in bytes.
+	ReceiveBuffer int `toml:"receive_buffer"`
+	// TryDecompress inflates datagrams that are zlib or gzip streams.
+	TryDecompress bool `toml:"try_decompress"`
+	// MaxDecompressedBytes bounds what one datagram may inflate to.
+	MaxDecompressedBytes int `toml:"max_decompressed_bytes"`
+}
+
+// DefaultServerOptions returns the defaults for a server on localHost.
+func DefaultServerOptions(localHost string, tryDecompress bool) ServerOptions {
+	return ServerOptions{
+		LocalHost:            localHost,
+		BatchSize:            DefaultBatchSize,
+		MaxPacketSize:        DefaultMaxPacketSize,
+		ReceiveBuffer:        DefaultReceiveBuffer,
+		TryDecompress:        tryDecompress,
+		MaxDecompressedBytes: DefaultMaxInflated,
+	}
+}
+
+// Validate checks the options; errors name the option at fault.
+func (o *ServerOptions) Validate() error {
+	if o.LocalHost == "" {
+		return errors.New("local_host: must not be empty")
+	}
+	checks := []struct {
+		name     string
+		value    int
+		min, max int
+	}{
+		{"readers", o.Readers, 0, 1024},
+		{"batch_size", o.BatchSize, 1, 1024},
+		{"max_packet_size", o.MaxPacketSize, 512, DefaultMaxPacketSize},
+		{"receive_buffer", o.ReceiveBuffer, 4096, 1 << 30},
+		{"max_decompressed_bytes", o.MaxDecompressedBytes, 1024, 64 << 20},
+	}
+	for _, c := range checks {
+		if c.value < c.min || c.value > c.max {
+			return fmt.Errorf("%s: must be in [%d, %d], got %d", c.name, c.min, c.max, c.value)
+		}
+	}
+	return nil
+}
+
+// Config returns the listener configuration of the options.
+func (o *ServerOptions) Config() Config {
+	return Config{
+		Addr:          o.LocalHost,
+		Readers:       o.Readers,
+		BatchSize:     o.BatchSize,
+		MaxPacketSize: o.MaxPacketSize,
+		ReceiveBuffer: o.ReceiveBuffer,
+	}
+}
