@@ -10,63 +10,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bucky3/bucky3/engine"
+	"github.com/bucky3/bucky3/engine/enginetest"
 	"github.com/bucky3/bucky3/internal/backendtest"
 )
 
-// recorder is an engine.Emitter that keeps every batch.
-type recorder struct {
-	mu      sync.Mutex
-	batches []*engine.Batch
-	// emitted gets a value after every Emit, without blocking.
-	emitted chan struct{}
-}
-
-func newRecorder() *recorder { return &recorder{emitted: make(chan struct{}, 1)} }
-
-func (r *recorder) Emit(b *engine.Batch) {
-	r.mu.Lock()
-	r.batches = append(r.batches, b)
-	r.mu.Unlock()
-	select {
-	case r.emitted <- struct{}{}:
-	default:
-	}
-}
-
-func (r *recorder) metrics() []engine.Metric {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var ms []engine.Metric
-	for _, b := range r.batches {
-		ms = append(ms, b.Metrics...)
-	}
-	return ms
-}
-
-// waitFor waits until at least n metrics were emitted and returns them.
-func (r *recorder) waitFor(t *testing.T, n int) []engine.Metric {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		if ms := r.metrics(); len(ms) >= n {
-			return ms
-		}
-		select {
-		case <-r.emitted:
-		case <-deadline:
-			t.Fatalf("timed out waiting for %d metrics, got %d: %v", n, len(r.metrics()), messages(r.metrics()))
-		}
-	}
-}
-
 // running is a Source whose Run goroutine a test controls.
 type running struct {
-	rec   *recorder
+	rec   *enginetest.Recorder
 	stats *engine.Stats
 	stop  func() // cancels Run and fails the test unless it returns nil
 }
@@ -85,7 +39,7 @@ func run(t *testing.T, o Options) *running {
 func runSource(t *testing.T, s *Source, stats *engine.Stats) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	rec := newRecorder()
+	rec := &enginetest.Recorder{}
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx, rec) }()
 	stopped := false
@@ -175,7 +129,7 @@ func TestJournal_Fields(t *testing.T) {
 		"MESSAGE":              " \t ",
 	}})
 	r := run(t, testOptions(file))
-	ms := r.rec.waitFor(t, 3)
+	ms := r.rec.WaitFor(t, 3, 20*time.Second)
 	r.stop()
 
 	want := []string{
@@ -232,10 +186,10 @@ func TestJournal_Levels(t *testing.T) {
 		o.LevelFieldName = "severity"
 		o.FacilityFieldName = ""
 		r := run(t, o)
-		ms := r.rec.waitFor(t, len(want))
+		ms := r.rec.WaitFor(t, len(want), 20*time.Second)
 		r.stop()
 		var got []string
-		for _, m := range r.rec.metrics() {
+		for _, m := range r.rec.Metrics() {
 			msg, _ := m.Field("message")
 			lvl, _ := m.Field("severity")
 			got = append(got, msg.Str+":"+lvl.Str)
@@ -270,7 +224,7 @@ func TestJournal_DecodeJSON(t *testing.T) {
 	o.DecodeJSON = true
 	o.FacilityFieldName = ""
 	r := run(t, o)
-	ms := r.rec.waitFor(t, 5)
+	ms := r.rec.WaitFor(t, 5, 20*time.Second)
 	r.stop()
 	for i := range ms {
 		ms[i].Timestamp = 0
@@ -315,7 +269,7 @@ func TestJournal_Trace(t *testing.T) {
 	o := testOptions(file)
 	o.TraceLogLevel = "critical"
 	r := run(t, o)
-	ms := r.rec.waitFor(t, 7)
+	ms := r.rec.WaitFor(t, 7, 20*time.Second)
 	r.stop()
 	got := messages(ms)
 	want := []string{"other 0", "other 1", "other 2", "other 3", "other 4", "other 5", strings.Join(lines, "\n")}
@@ -343,9 +297,9 @@ func TestJournal_Follow(t *testing.T) {
 	file := newJournal(t)
 	backendtest.WriteJournal(t, file, []map[string]string{{"MESSAGE": "before"}})
 	r := run(t, testOptions(file))
-	r.rec.waitFor(t, 1)
+	r.rec.WaitFor(t, 1, 20*time.Second)
 	backendtest.WriteJournal(t, file, []map[string]string{{"MESSAGE": "after 1"}, {"MESSAGE": "after 2"}})
-	ms := r.rec.waitFor(t, 3)
+	ms := r.rec.WaitFor(t, 3, 20*time.Second)
 	if got, want := messages(ms), []string{"before", "after 1", "after 2"}; !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -371,12 +325,12 @@ func TestJournal_FinalFlush(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if ms := r.rec.metrics(); len(ms) != 0 {
+	if ms := r.rec.Metrics(); len(ms) != 0 {
 		t.Fatalf("emitted before the flush interval: %q", messages(ms))
 	}
 	r.stop()
 	want := []string{"plain", "Exception in thread \"main\" java.lang.IllegalStateException: boom\n\tat com.example.App.main(App.java:10)"}
-	if got := messages(r.rec.metrics()); !slices.Equal(got, want) {
+	if got := messages(r.rec.Metrics()); !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
@@ -393,7 +347,7 @@ func TestJournal_Window(t *testing.T) {
 	o := testOptions(file)
 	o.TimestampWindow = 120
 	r := run(t, o)
-	ms := r.rec.waitFor(t, 2)
+	ms := r.rec.WaitFor(t, 2, 20*time.Second)
 	r.stop()
 	if got, want := messages(ms), []string{"a minute ago", "now"}; !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
@@ -424,11 +378,11 @@ func TestJournal_Resume(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runSource(t, s, stats)
-	r.rec.waitFor(t, 2)
+	r.rec.WaitFor(t, 2, 20*time.Second)
 	r.stop()
 	backendtest.WriteJournal(t, file, []map[string]string{{"MESSAGE": "three"}})
 	r = runSource(t, s, stats)
-	ms := r.rec.waitFor(t, 1)
+	ms := r.rec.WaitFor(t, 1, 20*time.Second)
 	r.stop()
 	if got, want := messages(ms), []string{"three"}; !slices.Equal(got, want) {
 		t.Errorf("second run: got %q, want %q", got, want)
@@ -448,12 +402,10 @@ func TestJournal_BatchBound(t *testing.T) {
 	o := testOptions(file)
 	o.FlushInterval = 3600
 	r := run(t, o)
-	r.rec.waitFor(t, 2*maxBatch)
+	r.rec.WaitFor(t, 2*maxBatch, 20*time.Second)
 	r.stop()
-	r.rec.mu.Lock()
-	defer r.rec.mu.Unlock()
 	var sizes []int
-	for _, b := range r.rec.batches {
+	for _, b := range r.rec.Batches() {
 		sizes = append(sizes, len(b.Metrics))
 	}
 	if want := []int{maxBatch, maxBatch, 10}; !slices.Equal(sizes, want) {

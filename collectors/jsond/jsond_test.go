@@ -8,24 +8,14 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bucky3/bucky3/collectors/jsond"
 	"github.com/bucky3/bucky3/engine"
+	"github.com/bucky3/bucky3/engine/enginetest"
 )
 
-type recorder struct {
-	mu      sync.Mutex
-	metrics []engine.Metric
-}
-
-func (r *recorder) Emit(b *engine.Batch) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.metrics = append(r.metrics, b.Metrics...)
-}
 
 func run(t *testing.T, configure func(*jsond.Options), datagrams ...[]byte) ([]engine.Metric, *engine.Stats) {
 	t.Helper()
@@ -44,7 +34,7 @@ func run(t *testing.T, configure func(*jsond.Options), datagrams ...[]byte) ([]e
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
+	rec := &enginetest.Recorder{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -76,7 +66,7 @@ func run(t *testing.T, configure func(*jsond.Options), datagrams ...[]byte) ([]e
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	return rec.metrics, stats
+	return rec.Metrics(), stats
 }
 
 func TestServer_Objects(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -19,27 +18,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bucky3/bucky3/engine"
+	"github.com/bucky3/bucky3/engine/enginetest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-// recorder is an engine.Emitter that keeps every batch.
-type recorder struct {
-	mu      sync.Mutex
-	batches []*engine.Batch
-}
-
-func (r *recorder) Emit(b *engine.Batch) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.batches = append(r.batches, b)
-}
-
-func (r *recorder) snapshot() []*engine.Batch {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]*engine.Batch(nil), r.batches...)
-}
 
 // fixtureStatfs stands in for unix.Statfs over the mounts of
 // testdata/proc/4242/mountinfo; paths it does not know have no inodes,
@@ -331,7 +313,7 @@ func TestRun_Interval(t *testing.T) {
 		e := newTestStats(t, "testdata/proc", nil)
 		start := time.Now()
 		ctx, cancel := context.WithCancel(t.Context())
-		var rec recorder
+		var rec enginetest.Recorder
 		done := make(chan error)
 		go func() { done <- e.s.Run(ctx, &rec) }()
 		time.Sleep(25 * time.Second)
@@ -339,7 +321,7 @@ func TestRun_Interval(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-		batches := rec.snapshot()
+		batches := rec.Batches()
 		if len(batches) != 3 {
 			t.Fatalf("%d batches in 25 s at a 10 s interval, want 3", len(batches))
 		}
@@ -367,14 +349,14 @@ func TestRun_RandomizedStartup(t *testing.T) {
 			})
 			start := time.Now()
 			ctx, cancel := context.WithCancel(t.Context())
-			var rec recorder
+			var rec enginetest.Recorder
 			done := make(chan error)
 			go func() { done <- e.s.Run(ctx, &rec) }()
 			time.Sleep(maxDelay)
 			synctest.Wait()
 			cancel()
 			<-done
-			batches := rec.snapshot()
+			batches := rec.Batches()
 			if len(batches) != 1 {
 				t.Fatalf("interval %v: %d batches within the %v maximum delay, want 1", interval, len(batches), maxDelay)
 			}
@@ -445,7 +427,7 @@ func TestRun_MissingFiles(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newTestStats(t, proc, nil)
 		ctx, cancel := context.WithCancel(t.Context())
-		var rec recorder
+		var rec enginetest.Recorder
 		done := make(chan error)
 		go func() { done <- e.s.Run(ctx, &rec) }()
 		time.Sleep(25 * time.Second)
@@ -459,7 +441,7 @@ func TestRun_MissingFiles(t *testing.T) {
 			t.Fatalf("Run: %v", err)
 		}
 
-		batches := rec.snapshot()
+		batches := rec.Batches()
 		if len(batches) != 4 {
 			t.Fatalf("%d batches, want 4", len(batches))
 		}
@@ -504,7 +486,7 @@ func TestRun_NothingReadable(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newTestStats(t, empty, nil)
 		ctx, cancel := context.WithCancel(t.Context())
-		var rec recorder
+		var rec enginetest.Recorder
 		done := make(chan error)
 		go func() { done <- e.s.Run(ctx, &rec) }()
 		time.Sleep(15 * time.Second)
@@ -512,7 +494,7 @@ func TestRun_NothingReadable(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-		if n := len(rec.snapshot()); n != 0 {
+		if n := len(rec.Batches()); n != 0 {
 			t.Errorf("%d batches from an empty proc root", n)
 		}
 		if got := e.core.FlushErrors.Load(); got != 2 {
@@ -521,7 +503,7 @@ func TestRun_NothingReadable(t *testing.T) {
 	})
 
 	e := newTestStats(t, filepath.Join(empty, "absent"), nil)
-	err := e.s.Run(t.Context(), &recorder{})
+	err := e.s.Run(t.Context(), &enginetest.Recorder{})
 	if err == nil || !strings.Contains(err.Error(), "proc_path") || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Run on a missing proc_path: %v", err)
 	}

@@ -8,39 +8,22 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bucky3/bucky3/collectors/statsd"
 	"github.com/bucky3/bucky3/engine"
+	"github.com/bucky3/bucky3/engine/enginetest"
 )
 
-// recorder is an Emitter that keeps every batch.
-type recorder struct {
-	mu      sync.Mutex
-	metrics []engine.Metric
-}
 
-func (r *recorder) Emit(b *engine.Batch) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.metrics = append(r.metrics, b.Metrics...)
-}
-
-func (r *recorder) all() []engine.Metric {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.metrics)
-}
 
 // running is a statsd server on a loopback port, fed by a UDP client.
 type running struct {
 	srv    *statsd.Server
 	stats  *engine.Stats
-	rec    *recorder
+	rec    *enginetest.Recorder
 	conn   net.Conn
 	cancel context.CancelFunc
 	done   chan error
@@ -64,7 +47,7 @@ func start(t *testing.T, configure func(*statsd.Options)) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &running{srv: srv, stats: stats, rec: &recorder{}, done: make(chan error, 1)}
+	r := &running{srv: srv, stats: stats, rec: &enginetest.Recorder{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	go func() { r.done <- srv.Run(ctx, r.rec) }()
@@ -119,7 +102,7 @@ func (r *running) stop(t *testing.T) []engine.Metric {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	return r.rec.all()
+	return r.rec.Metrics()
 }
 
 func find(t *testing.T, ms []engine.Metric, bucket string, tags ...string) engine.Metric {
