@@ -16,7 +16,6 @@ import (
 	"github.com/bucky3/bucky3/engine/enginetest"
 )
 
-
 func run(t *testing.T, configure func(*jsond.Options), datagrams ...[]byte) ([]engine.Metric, *engine.Stats) {
 	t.Helper()
 	o := jsond.DefaultOptions()

@@ -17,8 +17,6 @@ import (
 	"github.com/bucky3/bucky3/engine/enginetest"
 )
 
-
-
 // running is a statsd server on a loopback port, fed by a UDP client.
 type running struct {
 	srv    *statsd.Server
