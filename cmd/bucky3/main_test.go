@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -256,25 +257,32 @@ values_timeout = 30
 	}
 }
 
-// StatsD datagrams over real UDP come out of the Prometheus endpoint with
-// exact values, and the self report accounts for every line.
-func TestStatsDToPrometheus(t *testing.T) {
+// StatsD datagrams over real UDP come out of both a Prometheus endpoint and
+// a Graphite destination with exact values, and the self report accounts
+// for every line. Counters and timer counts are summed over the Graphite
+// lines, which stay exact however the datagrams fall across flushes.
+func TestStatsDEndToEnd(t *testing.T) {
 	promAddr := freeAddr(t)
 	statsdAddr := freeUDPAddr(t)
+	sink := startGraphiteSink(t)
 	start(t, writeConfig(t, fmt.Sprintf(`
 flush_interval = 1
 randomize_startup = false
 [statsd]
 module_type = "statsd_server"
 local_host = %q
-percentile_thresholds = [90]
+percentile_thresholds = [100]
 self_report = true
 self_report_interval = 1
 [prom]
 module_type = "prometheus_exporter"
 local_host = %q
 add_timestamps = false
-`, statsdAddr, promAddr)))
+[graphite]
+module_type = "carbon_client"
+remote_hosts = [%q]
+name_mapping = ["bucket", "name", "value"]
+`, statsdAddr, promAddr, sink.addr)))
 	url := "http://" + promAddr + "/metrics"
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if resp, err := http.Get(url); err == nil {
@@ -296,6 +304,7 @@ add_timestamps = false
 			"hits:1|c|#route=/a",
 			"hits:2|c|@0.5|#route=/a",
 			fmt.Sprintf("latency:%d|ms", i%10),
+			fmt.Sprintf("level:%d|g", i),
 			"bad-name:1|c",
 			"worse:1|zz",
 		}
@@ -304,31 +313,85 @@ add_timestamps = false
 			time.Sleep(5 * time.Millisecond) // stay under the socket buffer
 		}
 	}
-	sent := float64(datagrams * 5)
+	const sent = datagrams * 6
 	var page string
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		page = scrape(url)
-		if strings.Contains(page, fmt.Sprintf(`bucky3{name="statsd",value="lines_received"} %v`, sent)) &&
-			strings.Contains(page, `stats_counters{name="hits",route="/a",value="count"} 1000`) {
+		if strings.Contains(page, fmt.Sprintf(`bucky3{name="statsd",value="lines_received"} %d`, sent)) &&
+			sink.sum("stats_counters.hits.count.") == 1000 && sink.sum("stats_timers.latency.count.") == datagrams {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("counts never settled; page:\n%s", page)
+			t.Fatalf("counts never settled: hits %v, latency %v; page:\n%s", sink.sum("stats_counters.hits.count."), sink.sum("stats_timers.latency.count."), page)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	for _, want := range []string{
+		`stats_gauges{name="level",value="value"} 199`,
 		`bucky3{name="statsd",value="lines_invalid"} 400`,
 		`bucky3{name="statsd",value="lines_invalid_bad_name"} 200`,
 		`bucky3{name="statsd",value="lines_invalid_bad_type"} 200`,
 		`bucky3{name="statsd",value="packets_received"} 200`,
 		`bucky3{name="statsd",value="packets_dropped_kernel"} 0`,
+		`bucky3{name="statsd",value="metrics_dropped"} 0`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %s", want)
 		}
 	}
+}
+
+// graphiteSink is a Graphite plaintext receiver that keeps every line.
+type graphiteSink struct {
+	addr  string
+	mu    sync.Mutex
+	lines []string
+}
+
+func startGraphiteSink(t *testing.T) *graphiteSink {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	s := &graphiteSink{addr: l.Addr().String()}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				sc := bufio.NewScanner(c)
+				for sc.Scan() {
+					s.mu.Lock()
+					s.lines = append(s.lines, sc.Text())
+					s.mu.Unlock()
+				}
+			}()
+		}
+	}()
+	return s
+}
+
+// sum adds up the values of the lines whose path starts with prefix.
+func (s *graphiteSink) sum(prefix string) float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var total float64
+	for _, line := range s.lines {
+		path, rest, _ := strings.Cut(line, " ")
+		if !strings.HasPrefix(path+".", prefix) {
+			continue
+		}
+		value, _, _ := strings.Cut(rest, " ")
+		v, _ := strconv.ParseFloat(value, 64)
+		total += v
+	}
+	return total
 }
 
 func freeUDPAddr(t *testing.T) string {
