@@ -8,13 +8,15 @@ TAGS ?= sdjournal
 build:
 	$(GO) build -tags '$(TAGS)' -o bin/bucky3 ./cmd/bucky3
 
-# The tests talk to real Prometheus, InfluxDB, VictoriaMetrics, Graphite and
-# VictoriaLogs servers: backends installs them (idempotent, fast when warm).
+# The tests talk to real Prometheus, InfluxDB, VictoriaMetrics, Graphite,
+# VictoriaLogs and Docker servers: backends installs them (idempotent, fast
+# when warm).
 test: backends
 	$(GO) test -tags '$(TAGS)' -race -shuffle=on -timeout 20m ./...
 
 backends:
 	bash scripts/backends.sh install
+	bash scripts/dockerd.sh install
 
 check: backends
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/bucky3/bucky3/collectors/docker"
 	"github.com/bucky3/bucky3/collectors/journal"
 	"github.com/bucky3/bucky3/collectors/jsond"
 	"github.com/bucky3/bucky3/collectors/linux"
@@ -18,6 +19,7 @@ var moduleTypes = []engine.Type{
 	engine.SourceType("statsd_server", statsd.DefaultOptions, statsd.New),
 	engine.SourceType("jsond_server", jsond.DefaultOptions, jsond.New),
 	engine.SourceType("linux_stats", linux.DefaultOptions, linux.New),
+	engine.SourceType("docker_stats", docker.DefaultOptions, docker.New),
 	engine.SourceType("systemd_journal", journal.DefaultOptions, journal.New),
 	engine.DestinationType("prometheus_exporter", prometheus.DefaultOptions, prometheus.New),
 	engine.DestinationType("influxdb_client", influxdb.DefaultOptions, influxdb.New),

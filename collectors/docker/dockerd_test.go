@@ -1,0 +1,279 @@
+package docker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+)
+
+// dockerd is a Docker daemon owned by one test: its own socket, data and
+// exec roots under t.TempDir, and no networking at all (no bridge, no
+// iptables, no forwarding), so it cannot disturb the machine or another
+// daemon. Containers must run with network mode "none".
+type dockerd struct {
+	sock string
+	cli  *client.Client
+}
+
+// daemonLog is dockerd's output, dumped when the test fails.
+type daemonLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *daemonLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *daemonLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// startDockerd starts a daemon and registers a cleanup that removes its
+// containers and stops it. A missing dockerd, or a test not running as
+// root, fails the test rather than skipping it: a skipped test would pass
+// without proving anything.
+func startDockerd(t *testing.T) *dockerd {
+	t.Helper()
+	bin, err := exec.LookPath("dockerd")
+	if err != nil {
+		t.Fatal("dockerd not installed: run scripts/dockerd.sh install")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("dockerd needs root: run this test as root (or with -short to skip it)")
+	}
+	dir := t.TempDir()
+	d := &dockerd{sock: filepath.Join(dir, "docker.sock")}
+	cmd := exec.Command(bin,
+		"--host=unix://"+d.sock,
+		"--data-root="+filepath.Join(dir, "root"),
+		"--exec-root="+filepath.Join(dir, "exec"),
+		"--pidfile="+filepath.Join(dir, "docker.pid"),
+		"--bridge=none", "--iptables=false", "--ip6tables=false",
+		"--ip-forward=false", "--ip-masq=false",
+	)
+	var log daemonLog
+	cmd.Stdout, cmd.Stderr = &log, &log
+	// Pdeathsig takes the daemon down with a test binary killed by
+	// -timeout; the daemon then takes its containerd down.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start dockerd: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	d.cli, err = client.NewClientWithOpts(client.WithHost("unix://"+d.sock), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		d.removeAll(t)
+		d.cli.Close()
+		// SIGTERM lets the daemon unmount its layers; SIGKILL only if it
+		// does not manage within 30 s.
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			t.Errorf("dockerd ignored SIGTERM for 30 s, killing it")
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("dockerd output:\n%s", log.String())
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		_, err := d.cli.Ping(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("dockerd exited before it was ready:\n%s", log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dockerd not ready after 30 s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return d
+}
+
+// removeAll removes every container, which stops its processes and lets
+// the daemon unmount its filesystem before it exits.
+func (d *dockerd) removeAll(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	list, err := d.cli.ContainerList(ctx, container.ListOptions{All: true})
+	if err != nil {
+		t.Errorf("list containers for removal: %v", err)
+		return
+	}
+	for _, c := range list {
+		if err := d.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
+			t.Errorf("remove container %s: %v", c.ID, err)
+		}
+	}
+}
+
+// burnerSource is the program the test containers run: it touches 8 MiB
+// of memory, writes 1 MiB into its container's filesystem (the sign that
+// it is up, see run), then burns a little CPU every 100 ms until killed.
+const burnerSource = `package main
+
+import (
+	"os"
+	"time"
+)
+
+var sink []byte
+
+func main() {
+	sink = make([]byte, 8<<20)
+	for i := range sink {
+		sink[i] = byte(i)
+	}
+	if err := os.WriteFile("/scratch", make([]byte, 1<<20), 0o644); err != nil {
+		panic(err)
+	}
+	x := 0
+	for {
+		for i := 0; i < 2000000; i++ {
+			x += i
+		}
+		sink[x&(len(sink)-1)]++
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+`
+
+// importBurner builds burnerSource as a static binary and imports it as
+// the image ref, with label com.example.image=from-image, the way
+// "docker import -c" does: the daemon here has no registry to pull from.
+// It returns the size of the program, the image's only file.
+func (d *dockerd) importBurner(t *testing.T, ref string) int64 {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"main.go": burnerSource,
+		"go.mod":  "module burner\n\ngo 1.22\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal("go not on PATH: the test builds the containers' program")
+	}
+	build := exec.Command(goBin, "build", "-trimpath", "-o", "burner", ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOWORK=off", "GOFLAGS=")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build burner: %v\n%s", err, out)
+	}
+	bin, err := os.ReadFile(filepath.Join(dir, "burner"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	tw.WriteHeader(&tar.Header{Name: "burner", Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg})
+	tw.Write(bin)
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := d.cli.ImageImport(t.Context(), image.ImportSource{Source: &layer, SourceName: "-"}, ref,
+		image.ImportOptions{Changes: []string{`CMD ["/burner"]`, `LABEL com.example.image=from-image`}})
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	defer rc.Close()
+	// The answer is a JSON message stream; failures arrive inside it.
+	dec := json.NewDecoder(rc)
+	for {
+		var msg struct{ Error string }
+		if err := dec.Decode(&msg); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("import answer: %v", err)
+		}
+		if msg.Error != "" {
+			t.Fatalf("import: %s", msg.Error)
+		}
+	}
+	return int64(len(bin))
+}
+
+// run creates and starts a container like "docker run -d --network none",
+// waits until its program has written its scratch file, and returns the
+// container's full ID.
+func (d *dockerd) run(t *testing.T, name string, cfg *container.Config, res container.Resources) string {
+	t.Helper()
+	ctx := t.Context()
+	created, err := d.cli.ContainerCreate(ctx, cfg, &container.HostConfig{NetworkMode: "none", Resources: res}, nil, nil, name)
+	if err != nil {
+		t.Fatalf("create %s: %v", name, err)
+	}
+	if err := d.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		info, _, err := d.cli.ContainerInspectWithRaw(ctx, created.ID, true)
+		if err != nil {
+			t.Fatalf("inspect %s: %v", name, err)
+		}
+		if !info.State.Running {
+			t.Fatalf("container %s exited: %+v", name, info.State)
+		}
+		if info.SizeRw != nil && *info.SizeRw >= 1<<20 {
+			return created.ID
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s did not write its scratch file", name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// hostCPUs counts the cpuN lines of /proc/stat, as the module does.
+func hostCPUs(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for line := range strings.Lines(string(b)) {
+		if strings.HasPrefix(line, "cpu") && !strings.HasPrefix(line, "cpu ") {
+			n++
+		}
+	}
+	return n
+}
