@@ -154,24 +154,41 @@ func TestBadConfigurationExits2(t *testing.T) {
 	}
 }
 
-func TestSIGTERMExitsZero(t *testing.T) {
-	p := start(t, writeConfig(t, `
-[host]
-module_type = "linux_stats"
-randomize_startup = false
-flush_interval = 60
+// SIGTERM: sources flush once more, destinations push it, exit 0. SIGHUP
+// changes nothing.
+func TestSIGTERMRunsFinalFlushAndExitsZero(t *testing.T) {
+	statsdAddr := freeUDPAddr(t)
+	p := start(t, writeConfig(t, fmt.Sprintf(`
+[statsd]
+module_type = "statsd_server"
+local_host = %q
+flush_interval = 3600
+self_report = true
+self_report_interval = 0.2
 [dump]
 module_type = "debug_output"
-`))
-	waitForLog(t, p, "system_cpu")
+`, statsdAddr)))
+	waitForLog(t, p, "listening")
+	conn, err := net.Dial("udp", statsdAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write([]byte("final_count:3|c"))
+	// The self report going through debug_output says when the line is in.
+	waitForLog(t, p, "lines_received=1")
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	time.Sleep(100 * time.Millisecond)
+	if strings.Contains(p.logs(), "final_count") {
+		t.Fatal("flushed before the interval or on SIGHUP")
+	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM, want 0", code)
 	}
-	if !strings.Contains(p.logs(), "shutting down") {
-		t.Fatalf("SIGHUP must be ignored and SIGTERM logged:\n%s", p.logs())
+	logs := p.logs()
+	if !strings.Contains(logs, "shutting down") || !strings.Contains(logs, `name="final_count"`) || !strings.Contains(logs, "count=3") {
+		t.Fatalf("no final flush of the counter on SIGTERM:\n%s", logs)
 	}
 }
 
