@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bucky3/bucky3/engine"
 	"github.com/bucky3/bucky3/internal/backendtest"
 )
 
@@ -449,5 +450,21 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	out, err := exec.CommandContext(ctx, analyze, "verify", path).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// The shipped example configuration documents every option: it must stay
+// valid as options change.
+func TestExampleConfiguration(t *testing.T) {
+	cfg, err := engine.LoadFile("../../dist/bucky3.toml", moduleTypes, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var active []string
+	for _, m := range cfg.Modules {
+		active = append(active, m.Name)
+	}
+	if got := strings.Join(active, ","); got != "statsd,jsond,host,prometheus" {
+		t.Fatalf("active modules: %s", got)
 	}
 }
