@@ -40,5 +40,10 @@ fuzz:
 golden:
 	$(GO) test ./... -run Golden -update
 
+# Head-to-head against statsd_exporter and Etsy statsd (bench/README.md);
+# QUICK=1 for ~15 min. Not part of test or CI.
+bench-compare:
+	bash bench/compare.sh
+
 clean:
 	rm -rf bin
