@@ -66,7 +66,9 @@ func BenchmarkDatagram(b *testing.B) {
 			// Datagrams between flushes: a multiple of len(datagrams), so
 			// that every interval creates the series in the same order and
 			// each reuses the slot, and the capacity, it had before.
-			interval := len(datagrams) * (4096 / len(datagrams))
+			// With more than 4096 datagrams each interval sees every series
+			// once, so every line starts a series.
+			interval := len(datagrams) * max(1, 4096/len(datagrams))
 			for i := range interval {
 				handle(datagrams[i%len(datagrams)])
 			}
@@ -111,9 +113,16 @@ func BenchmarkDatagram(b *testing.B) {
 	f("known_20_tagged", [][]byte{taggedDatagram(0, lines)})
 	// 1000 series rotate across 50 datagrams: the table no longer sits in
 	// the cache as a single datagram's 20 series do.
-	var rotating [][]byte
-	for first := 0; first < 1000; first += lines {
-		rotating = append(rotating, taggedDatagram(first, lines))
+	rotating := func(series int) [][]byte {
+		var ds [][]byte
+		for first := 0; first < series; first += lines {
+			ds = append(ds, taggedDatagram(first, lines))
+		}
+		return ds
 	}
-	f("rotating_1000_series", rotating)
+	f("rotating_1000_series", rotating(1000))
+	// 10k and 100k series, as a busy agent sees: the table's working set
+	// exceeds L2 (and, at 100k, the last-level cache), so lookups miss.
+	f("rotating_10000_series", rotating(10_000))
+	f("rotating_100000_series", rotating(100_000))
 }
