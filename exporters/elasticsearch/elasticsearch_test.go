@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/bucky3/bucky3/engine"
+	"github.com/bucky3/bucky3/engine/enginetest"
 	"github.com/bucky3/bucky3/internal/backendtest"
 )
 
@@ -31,19 +32,8 @@ func run(t *testing.T, o Options) (chan<- *engine.Batch, *engine.Stats, func() e
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := make(chan *engine.Batch, 16)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(t.Context(), in) }()
-	return in, stats, func() error {
-		close(in)
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(20 * time.Second):
-			t.Fatal("Run did not return after its inbox was closed")
-			return nil
-		}
-	}
+	in, stop := enginetest.RunDestination(t, c, 20*time.Second)
+	return in, stats, stop
 }
 
 // recorder is an Elasticsearch stand-in for what the real stand-in

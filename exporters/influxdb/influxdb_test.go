@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bucky3/bucky3/engine"
+	"github.com/bucky3/bucky3/engine/enginetest"
 	"github.com/bucky3/bucky3/internal/backendtest"
 )
 
@@ -24,19 +25,8 @@ func run(t *testing.T, o Options) (chan<- *engine.Batch, *engine.Stats, func() e
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := make(chan *engine.Batch, 16)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(t.Context(), in) }()
-	return in, stats, func() error {
-		close(in)
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(10 * time.Second):
-			t.Fatal("Run did not return after its inbox was closed")
-			return nil
-		}
-	}
+	in, stop := enginetest.RunDestination(t, c, 10*time.Second)
+	return in, stats, stop
 }
 
 func listenUDP(t *testing.T) *net.UDPConn {
