@@ -595,12 +595,26 @@ func TestConcurrent(t *testing.T) {
 				{Type: parse.Set, Rate: 1},
 				{Type: parse.Gauge, Rate: 1, Values: []float64{1}, Delta: true},
 			}
+			// Odd writers add through Refs, kept across the flushes: one
+			// per name and type, which i%100 decides.
+			refs := map[int]*Ref{}
 			for i := range perWriter {
 				s := samples[i%len(samples)]
 				s.Name = fmt.Appendf(s.Name[:0], "s%d", i%seriesN)
 				s.Tags = []parse.Tag{{Key: []byte("host"), Value: []byte("h")}}
 				s.SetMember = fmt.Appendf(s.SetMember[:0], "%d.%d", g, i)
-				if !w.Add(s) {
+				var ok bool
+				switch ref := refs[i%100]; {
+				case g%2 == 0:
+					ok = w.Add(s)
+				case ref == nil:
+					ref = new(Ref)
+					refs[i%100] = ref
+					ok = w.AddRef(s, ref)
+				default:
+					ok = w.AddTo(ref, s)
+				}
+				if !ok {
 					t.Errorf("Add dropped %s", s.Name)
 				}
 			}

@@ -51,3 +51,28 @@ func TestAllocs_KnownSeries(t *testing.T) {
 	f("d:7|d|#a=b,c=d")
 	f("s:member_1|s|#a=b")
 }
+
+// TestAllocs_AddTo checks that adding through a Ref does not allocate,
+// neither within an interval nor when the first AddTo after a Flush
+// starts the series again in a recycled slot.
+func TestAllocs_AddTo(t *testing.T) {
+	tbl, err := New(DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := tbl.NewWriter()
+	s := sampleOf(t, "requests:1|c|@0.5|#env=prod,host=web_01")
+	var ref Ref
+	w.AddRef(s, &ref)
+	tbl.Flush(time.Now())
+	w.AddTo(&ref, s)
+	tbl.Flush(time.Now())
+	for i := range 500 {
+		if n := testing.AllocsPerRun(1, func() { w.AddTo(&ref, s) }); n != 0 {
+			t.Fatalf("AddTo: %v allocations, want 0", n)
+		}
+		if i%100 == 0 {
+			tbl.Flush(time.Now())
+		}
+	}
+}

@@ -6,10 +6,13 @@
 // key's 64-bit xxhash to the series state. Reader goroutines each hold their
 // own Writer (it owns the scratch space the key is built in), so updating a
 // series that already exists costs one lock, one map lookup and an in-place
-// update, with no allocation. A flush swaps every stripe's live state with a
-// spare under the stripe's lock and computes outside it, so readers are
-// blocked only for the swap; the spare's entries are then recycled with
-// their sample slices and set maps keeping their capacity.
+// update, with no allocation. A Ref, set by Writer.AddRef, remembers where a
+// series is: Writer.AddTo then skips the key and the lookup, until a flush
+// moves the series (its first AddTo after a flush finds it again by key).
+// A flush swaps every stripe's live state with a spare under the stripe's
+// lock and computes outside it, so readers are blocked only for the swap;
+// the spare's entries are then recycled with their sample slices and set
+// maps keeping their capacity.
 //
 // A series is identified by its name, its tags (which include bucket and
 // exclude timestamp, as the parser delivers them) and its kind: counter,

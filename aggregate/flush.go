@@ -37,6 +37,7 @@ func (t *Table) Flush(now time.Time) []engine.Metric {
 		st.mu.Lock()
 		st.index, st.spareIndex = st.spareIndex, st.index
 		st.series, st.spareSeries = st.spareSeries, st.series
+		st.gen++
 		st.mu.Unlock()
 		t.live.Add(-int64(len(st.spareSeries)))
 		total += len(st.spareSeries)

@@ -71,6 +71,9 @@ type stripe struct {
 	// Flush touches them, swapping them with the live pair under mu.
 	spareIndex  map[uint64]int32
 	spareSeries []series
+	// gen counts the swaps, from 1: within one gen a series keeps its
+	// position in series, so a Ref of the current gen can skip the index.
+	gen uint64
 }
 
 // Table aggregates StatsD samples between flushes. Samples are added
@@ -118,6 +121,7 @@ func New(o Options) (*Table, error) {
 	for i := range t.stripes {
 		t.stripes[i].index = make(map[uint64]int32)
 		t.stripes[i].spareIndex = make(map[uint64]int32)
+		t.stripes[i].gen = 1
 	}
 	return t, nil
 }
@@ -143,6 +147,24 @@ func (t *Table) NewWriter() *Writer { return &Writer{t: t, key: make([]byte, 0, 
 // false when s is dropped: because it would start a series beyond
 // MaxSeries (counted in SeriesDropped) or because its Type is unknown.
 func (w *Writer) Add(s *parse.Sample) bool {
+	var ref Ref
+	return w.AddRef(s, &ref)
+}
+
+// Ref remembers a series, so that adding to it again through AddTo skips
+// building and hashing its key: a reader keeps one for each kind of line
+// it sees often. A Ref stays usable across flushes (the first AddTo after
+// a Flush looks the series up by key) and is only ever used with the
+// Writer's Table. The zero Ref is not usable.
+type Ref struct {
+	key  string
+	hash uint64
+	gen  uint64 // the stripe's gen when slot was found
+	slot int32
+}
+
+// AddRef is Add that also sets ref to the series s was added to.
+func (w *Writer) AddRef(s *parse.Sample, ref *Ref) bool {
 	k := kindOf(s.Type)
 	if k == 0 {
 		return false
@@ -152,15 +174,47 @@ func (w *Writer) Add(s *parse.Sample) bool {
 	h := t.sum64(w.key)
 	st := &t.stripes[h&t.mask]
 	st.mu.Lock()
-	ser := st.lookup(h, w.key)
-	if ser == nil {
-		if ser = t.create(st, h, k, w.key, s.Name); ser == nil {
+	slot := find(st, h, w.key)
+	if slot < 0 {
+		if slot = t.create(st, h, string(w.key)); slot < 0 {
 			st.mu.Unlock()
 			t.dropped.Add(1)
 			return false
 		}
 	}
-	switch k {
+	ser := &st.series[slot]
+	ser.add(s)
+	*ref = Ref{key: ser.key, hash: h, gen: st.gen, slot: slot}
+	st.mu.Unlock()
+	return true
+}
+
+// AddTo adds s to the series ref was set to by AddRef, which must have
+// the same kind as s: its Name and Tags are ignored. After a Flush, AddTo
+// starts the series again, so it may drop s as Add does.
+func (w *Writer) AddTo(ref *Ref, s *parse.Sample) bool {
+	t := w.t
+	st := &t.stripes[ref.hash&t.mask]
+	st.mu.Lock()
+	if ref.gen != st.gen {
+		slot := find(st, ref.hash, ref.key)
+		if slot < 0 {
+			if slot = t.create(st, ref.hash, ref.key); slot < 0 {
+				st.mu.Unlock()
+				t.dropped.Add(1)
+				return false
+			}
+		}
+		ref.gen, ref.slot = st.gen, slot
+	}
+	st.series[ref.slot].add(s)
+	st.mu.Unlock()
+	return true
+}
+
+// add folds s, whose kind is ser's, into ser.
+func (ser *series) add(s *parse.Sample) {
+	switch ser.kind {
 	case kindCounter:
 		ser.addCounter(s)
 	case kindGauge:
@@ -173,8 +227,6 @@ func (w *Writer) Add(s *parse.Sample) bool {
 	if s.Timestamp != 0 {
 		ser.ts = s.Timestamp
 	}
-	st.mu.Unlock()
-	return true
 }
 
 // appendKey appends the canonical key of a sample of kind k: the kind,
@@ -209,29 +261,31 @@ func cutField(key string) (field, rest string) {
 	return key[i : i+int(n)], key[i+int(n):]
 }
 
-// lookup returns the series whose key is key, nil if there is none. The
-// full key is compared, so series whose hashes collide stay apart.
-func (st *stripe) lookup(h uint64, key []byte) *series {
+// find returns the position in st.series of the series whose key is key,
+// -1 if there is none. The full key is compared, so series whose hashes
+// collide stay apart.
+func find[K string | []byte](st *stripe, h uint64, key K) int32 {
 	i, ok := st.index[h]
 	if !ok {
-		return nil
+		return -1
 	}
 	for i >= 0 {
 		ser := &st.series[i]
 		if ser.key == string(key) {
-			return ser
+			return i
 		}
 		i = ser.next
 	}
-	return nil
+	return -1
 }
 
-// create adds a series to st, reusing a recycled slot when there is one.
-// It returns nil when the table already holds MaxSeries series.
-func (t *Table) create(st *stripe, h uint64, k kind, key, name []byte) *series {
+// create adds the series of key to st, reusing a recycled slot when there
+// is one, and returns its position. It returns -1 when the table already
+// holds MaxSeries series.
+func (t *Table) create(st *stripe, h uint64, key string) int32 {
 	if t.live.Add(1) > int64(t.o.MaxSeries) {
 		t.live.Add(-1)
-		return nil
+		return -1
 	}
 	n := len(st.series)
 	if n < cap(st.series) {
@@ -240,23 +294,24 @@ func (t *Table) create(st *stripe, h uint64, k kind, key, name []byte) *series {
 		st.series = append(st.series, series{})
 	}
 	ser := &st.series[n]
-	ser.key = string(key)
-	ser.kind = k
+	ser.key = key
+	ser.kind = kind(key[0])
 	ser.next = -1
 	if head, ok := st.index[h]; ok {
 		ser.next = head
 	}
 	st.index[h] = int32(n)
-	if k == kindTimer {
+	if ser.kind == kindTimer {
+		name, _ := cutField(key[1:])
 		ser.rule = t.ruleFor(name)
 	}
-	return ser
+	return int32(n)
 }
 
 // ruleFor returns the first histogram rule matching name, nil for none.
-func (t *Table) ruleFor(name []byte) *histRule {
+func (t *Table) ruleFor(name string) *histRule {
 	for _, r := range t.rules {
-		if r.re.Match(name) {
+		if r.re.MatchString(name) {
 			return r
 		}
 	}

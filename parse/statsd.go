@@ -54,16 +54,10 @@ func (p *StatsD) Reset() {
 // and counted in p.Rejected; the other lines are still accepted.
 func (p *StatsD) Parse(packet []byte, nowMs int64) []Sample {
 	p.Reset()
-	for len(packet) > 0 {
-		line := packet
-		if i := bytes.IndexByte(packet, '\n'); i >= 0 {
-			line, packet = packet[:i], packet[i+1:]
-		} else {
-			packet = nil
-		}
-		line = trimSpace(line)
-		if len(line) == 0 {
-			continue
+	for {
+		var line []byte
+		if line, packet = NextLine(packet); len(line) == 0 {
+			break
 		}
 		p.Lines++
 		nv, nt, ns := len(p.values), len(p.tags), len(p.scratch)

@@ -178,6 +178,9 @@ func (p *publisher) publish(table *aggregate.Table) {
 type readerSet struct {
 	server *Server
 	table  *aggregate.Table
+	// nowMs reads the clock for the timestamp window; nil is the real
+	// clock (tests set it to compare readers at one instant).
+	nowMs func() int64
 }
 
 func (rs *readerSet) handler(int) func(packet []byte) {
@@ -187,7 +190,12 @@ func (rs *readerSet) handler(int) func(packet []byte) {
 		parser:   parse.StatsD{SanitizeNames: s.o.SanitizeNames, MaxTags: s.o.MaxTags, TimestampWindow: int64(s.o.TimestampWindow)},
 		inflater: udp.Inflater{MaxBytes: s.o.MaxDecompressedBytes},
 		writer:   rs.table.NewWriter(),
+		known:    newKnownLines(),
 		inflate:  s.o.TryDecompress,
+		clock:    rs.nowMs,
+	}
+	if r.clock == nil {
+		r.clock = func() int64 { return time.Now().UnixMilli() }
 	}
 	return r.handle
 }
@@ -198,7 +206,15 @@ type reader struct {
 	parser   parse.StatsD
 	inflater udp.Inflater
 	writer   *aggregate.Writer
+	known    *knownLines
 	inflate  bool
+	clock    func() int64
+
+	// Per datagram: the clock, read only when a line needs it, and the
+	// counts added to the shared counters once at the end.
+	nowMs           int64
+	lines, bareTags uint64
+	sample          parse.Sample
 }
 
 func (r *reader) handle(packet []byte) {
@@ -216,24 +232,65 @@ func (r *reader) handle(packet []byte) {
 		}
 		packet = out
 	}
-	samples := r.parser.Parse(packet, time.Now().UnixMilli())
-	for i := range samples {
-		r.writer.Add(&samples[i])
-	}
-	p := &r.parser
-	r.c.lines.Add(uint64(p.Lines))
-	if invalid := uint32(len(samples)) + p.Skipped; invalid < p.Lines {
-		r.c.invalid.Add(uint64(p.Lines - invalid))
-		for reason, n := range p.Rejected {
-			if n > 0 {
-				r.c.invalidBy[reason].Add(uint64(n))
-			}
+	r.parser.Reset()
+	r.nowMs, r.lines, r.bareTags = 0, 0, 0
+	for {
+		var line []byte
+		if line, packet = parse.NextLine(packet); len(line) == 0 {
+			break
+		}
+		r.lines++
+		if !r.addKnown(line) {
+			r.addParsed(line)
 		}
 	}
-	if p.Skipped > 0 {
-		r.c.skipped.Add(uint64(p.Skipped))
+	r.c.lines.Add(r.lines)
+	if r.bareTags > 0 {
+		r.c.bareTags.Add(r.bareTags)
 	}
-	if p.BareTags > 0 {
-		r.c.bareTags.Add(uint64(p.BareTags))
+}
+
+// addKnown adds a line of a known shape, parsing only its values. It
+// returns false when the line must go through the full parser: its shape
+// is new, or its values are invalid (the parser then says why).
+func (r *reader) addKnown(line []byte) bool {
+	kl, values := r.known.find(line)
+	if kl == nil {
+		return false
 	}
+	s := &r.sample
+	if r.parser.ParseValues(kl.typ, values, s) != nil {
+		return false
+	}
+	s.Rate, s.Timestamp = kl.rate, 0
+	r.writer.AddTo(&kl.ref, s)
+	r.bareTags += uint64(kl.bareTags)
+	return true
+}
+
+// addParsed parses line in full, counts it if it is invalid and otherwise
+// adds it, remembering its shape for the next lines like it.
+func (r *reader) addParsed(line []byte) {
+	if r.nowMs == 0 {
+		r.nowMs = r.clock()
+	}
+	s := &r.sample
+	err := r.parser.ParseLine(line, r.nowMs, s)
+	r.bareTags += uint64(r.parser.BareTags)
+	if err != nil {
+		if reason, ok := parse.ReasonOf(err); ok {
+			r.c.invalid.Inc()
+			r.c.invalidBy[reason].Inc()
+		} else {
+			r.c.skipped.Inc()
+		}
+		return
+	}
+	if kl := r.known.remember(s, r.parser.BareTags); kl != nil {
+		if !r.writer.AddRef(s, &kl.ref) {
+			kl.shape = kl.shape[:0] // no series to remember
+		}
+		return
+	}
+	r.writer.Add(s)
 }

@@ -1,0 +1,156 @@
+package statsd
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bucky3/bucky3/aggregate"
+	"github.com/bucky3/bucky3/engine"
+	"github.com/bucky3/bucky3/parse"
+)
+
+const testNowMs = 1_700_000_000_000
+
+// sameAsParser feeds every datagram rounds times to a reader, whose memo
+// of known lines serves the repeated lines, and to the plain path
+// (parse.StatsD.Parse, aggregate.Writer.Add): both must flush the same
+// metrics and count the same lines, invalid lines by reason, skipped lines
+// and bare tags.
+func sameAsParser(t *testing.T, o Options, rounds int, datagrams ...[]byte) {
+	t.Helper()
+	stats := engine.NewStats()
+	srv, err := New(engine.Module{Name: "t", Log: slog.New(slog.DiscardHandler), Stats: stats}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables := [2]*aggregate.Table{}
+	start := time.UnixMilli(testNowMs)
+	for i := range tables {
+		if tables[i], err = aggregate.New(o.Options); err != nil {
+			t.Fatal(err)
+		}
+		tables[i].Flush(start) // the same interval for both
+	}
+	// The clock moves 400 s a round, so a timestamp valid in the first
+	// round leaves the 600 s window in the third.
+	nowMs := int64(testNowMs)
+	handle := (&readerSet{server: srv, table: tables[0], nowMs: func() int64 { return nowMs }}).handler(0)
+	p := parse.StatsD{SanitizeNames: o.SanitizeNames, MaxTags: o.MaxTags, TimestampWindow: int64(o.TimestampWindow)}
+	w := tables[1].NewWriter()
+	var lines, skipped, bare uint64
+	var rejected [parse.NumReasons]uint64
+	var buf []byte
+	for round := range rounds {
+		nowMs = testNowMs + int64(round)*400_000
+		for _, d := range datagrams {
+			// Both may sanitize in place, and the input is not theirs.
+			handle(append(buf[:0], d...))
+			samples := p.Parse(append(buf[:0], d...), nowMs)
+			for i := range samples {
+				w.Add(&samples[i])
+			}
+			lines, skipped, bare = lines+uint64(p.Lines), skipped+uint64(p.Skipped), bare+uint64(p.BareTags)
+			for r, n := range p.Rejected {
+				rejected[r] += uint64(n)
+			}
+		}
+	}
+	got, want := tables[0].Flush(start.Add(time.Second)), tables[1].Flush(start.Add(time.Second))
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q ×%d: the reader flushed\n%v\nthe parser\n%v", bytes.Join(datagrams, []byte("⏎")), rounds, got, want)
+	}
+	c := &srv.counters
+	invalid := uint64(0)
+	for r, n := range rejected {
+		invalid += n
+		if c.invalidBy[r] != nil && c.invalidBy[r].Load() != n {
+			t.Fatalf("%q: lines_invalid_%s %d, want %d", datagrams, parse.Reason(r), c.invalidBy[r].Load(), n)
+		}
+	}
+	if c.lines.Load() != lines || c.invalid.Load() != invalid || c.skipped.Load() != skipped || c.bareTags.Load() != bare {
+		t.Fatalf("%q: lines %d invalid %d skipped %d bare tags %d; want %d %d %d %d", datagrams,
+			c.lines.Load(), c.invalid.Load(), c.skipped.Load(), c.bareTags.Load(), lines, invalid, skipped, bare)
+	}
+}
+
+func testOptions() Options {
+	o := DefaultOptions()
+	o.PercentileThresholds = []float64{50, 100}
+	ten := 10.0
+	o.Histograms = []aggregate.HistogramRule{{Match: "^lat", Bins: []aggregate.Bin{{Name: "low", Upper: &ten}, {Name: "high"}}}}
+	return o
+}
+
+func TestKnownLines(t *testing.T) {
+	f := func(datagram string) {
+		t.Helper()
+		sameAsParser(t, testOptions(), 3, []byte(datagram))
+	}
+	f("a:1|c\na:2|c|@0.5\na:3|c|@0.5\na:x|c|@0.5\na:4|c|@2")
+	f("g:5|g|#k:v\ng:-1|g|#k:v\ng:+2:-1|g|#k:v\ng:+2:1|g|#k:v\ng:|g|#k:v")
+	f("lat:1:2:30|ms|#bare,k=v\nlat:4|h|#bare,k=v\nlat:5|d\nlat:nan|ms|#bare,k=v")
+	f("s:a|s\ns:b|s\ns:\xff|s\ns:a:b|s")
+	f("t:1|c|T1700000000\nt:1|c|T1700000000\nt:1|c|T1600000000\nt:2|c|#timestamp=1700000001")
+	f("b:1|c|#bucket=x,k=v\nb:1|c|#k=v,bucket=x\nb:2|c|#bucket=x,k=v|c:abc")
+	f("_e{1,1}:a|b\n_sc|a|0\nbad\n:1|c\nA b:1|c\n\n\r\n")
+	f("a:1|c|#k:v|@0.5|@0.25\na:1|c|@0.5|#k:v|@0.25")
+	o := testOptions()
+	o.SanitizeNames = true
+	sameAsParser(t, o, 3, []byte("a.b:1|c|#k.x:v\na.b:2|c|#k.x:v\nä:1|c\n1a:1|c"))
+}
+
+// TestKnownLines_Evictions sends more shapes than the memo holds, so that
+// shapes evict each other, then the first ones again.
+func TestKnownLines_Evictions(t *testing.T) {
+	var datagrams [][]byte
+	for first := 0; first < 3*knownSlots; first += 20 {
+		var b strings.Builder
+		for i := first; i < first+20; i++ {
+			fmt.Fprintf(&b, "c_%d:1|c|#k:%d\ng_%d:%d|g\n", i%(2*knownSlots), i, i%(2*knownSlots), i)
+		}
+		datagrams = append(datagrams, []byte(b.String()))
+	}
+	sameAsParser(t, DefaultOptions(), 2, datagrams...)
+}
+
+// TestKnownLines_MaxSeries fills the table: lines of known shapes whose
+// series could not start are dropped and counted as the parser's are.
+func TestKnownLines_MaxSeries(t *testing.T) {
+	o := DefaultOptions()
+	o.MaxSeries = 5
+	sameAsParser(t, o, 3, []byte("a:1|c\nb:1|c\nc:1|c\nd:1|c\ne:1|c\nf:1|c\ng:1|c"))
+}
+
+func FuzzKnownLines(f *testing.F) {
+	f.Add([]byte("a:1|c|@0.5|#k:v,bare\na:2|c|@0.5|#k:v,bare\ns:x|s"), false)
+	f.Add([]byte("a.b:1|ms|#k.x:v|T1700000000\na.b:x|ms|#k.x:v"), true)
+	f.Fuzz(func(t *testing.T, datagram []byte, sanitize bool) {
+		o := testOptions()
+		o.SanitizeNames = sanitize
+		o.MaxSeries = 16
+		// Each line again with the values of the others.
+		var again []byte
+		var shapes, values [][]byte
+		for rest := datagram; ; {
+			var line []byte
+			if line, rest = parse.NextLine(rest); len(line) == 0 {
+				break
+			}
+			if shape, v, ok := parse.AppendShape(nil, line); ok {
+				shapes, values = append(shapes, shape), append(values, v)
+			}
+		}
+		for _, shape := range shapes {
+			colon := bytes.IndexByte(shape, ':')
+			for _, v := range values {
+				again = append(append(append(append(again, shape[:colon+1]...), v...), shape[colon+1:]...), '\n')
+			}
+		}
+		sameAsParser(t, o, 2, datagram, again)
+	})
+}
