@@ -26,12 +26,28 @@ type knownLines struct {
 	shape []byte
 	hash  uint64
 	ok    bool
+
+	// With far more series than slots, each seen seldom, nearly every
+	// lookup misses and the memo only adds work (a third more per line
+	// at 100k series each sent once per interval). So after a window of
+	// lookups with few hits, only one line in sparseEvery tries the memo,
+	// until a window of those tries hits again.
+	sparse        bool
+	lines         uint32 // lines seen in sparse mode
+	lookups, hits uint32 // in the current window
 }
 
 // knownSlots is the size of a reader's memo: 32768 × ~90 bytes plus the
 // shapes, ~5 MiB per reader when full. Two ways of 16384 sets keep 10k
 // series of a busy host without evictions.
 const knownSlots = 1 << 15
+
+// The sparse mode's window and thresholds (see knownLines.sparse).
+const (
+	windowLookups = 1024
+	minWindowHits = windowLookups / 4
+	sparseEvery   = 16
+)
 
 // maxShapeLen bounds what one slot holds. Longer shapes are parsed in full
 // every time: a hostile client with huge tag sections cannot make the
@@ -58,19 +74,33 @@ func newKnownLines() *knownLines {
 
 // find computes the shape of line and returns its slot if it is known;
 // values are line's values either way.
+// find computes the shape of line and returns its slot if it is known. In
+// sparse mode most lines are not looked up: find returns nil, and values
+// nil, for them.
 func (k *knownLines) find(line []byte) (kl *knownLine, values []byte) {
+	if k.sparse {
+		if k.lines++; k.lines%sparseEvery != 0 {
+			k.ok = false
+			return nil, nil
+		}
+	}
 	k.shape, values, k.ok = parse.AppendShape(k.shape[:0], line)
 	if !k.ok || len(k.shape) > maxShapeLen {
 		k.ok = false
 		return nil, values
 	}
 	k.hash = xxhash.Sum64(k.shape)
+	if k.lookups++; k.lookups == windowLookups {
+		k.sparse = k.hits < minWindowHits
+		k.lookups, k.hits = 0, 0
+	}
 	set := k.slots[k.hash&(knownSlots-1)&^1:][:2]
 	for i := range set {
 		if kl := &set[i]; kl.hash == k.hash && string(kl.shape) == string(k.shape) {
 			if !kl.recent {
 				kl.recent, set[1-i].recent = true, false
 			}
+			k.hits++
 			return kl, values
 		}
 	}

@@ -154,3 +154,29 @@ func FuzzKnownLines(f *testing.F) {
 		sameAsParser(t, o, 2, datagram, again)
 	})
 }
+
+// TestKnownLines_Sparse checks that a flood of new shapes makes the memo
+// sparse, and that repeated shapes bring it back.
+func TestKnownLines_Sparse(t *testing.T) {
+	k := newKnownLines()
+	var s parse.Sample
+	see := func(line string) {
+		if k.find([]byte(line)); k.ok {
+			if p := (parse.StatsD{}); p.ParseLine([]byte(line), testNowMs, &s) == nil {
+				k.remember(&s, 0)
+			}
+		}
+	}
+	for i := range 2 * windowLookups {
+		see(fmt.Sprintf("s_%d:1|c", i))
+	}
+	if !k.sparse {
+		t.Fatal("after 2 windows of new shapes: not sparse")
+	}
+	for range 2 * windowLookups * sparseEvery {
+		see("again:1|c")
+	}
+	if k.sparse {
+		t.Fatal("after 2 windows of one shape: still sparse")
+	}
+}
