@@ -5,27 +5,31 @@ package udp
 import (
 	"compress/zlib"
 	"testing"
+	"time"
 )
 
 func TestListener_ZeroAllocs(t *testing.T) {
-	got := make(chan int)
-	l := start(t, Config{Addr: "127.0.0.1:0", Readers: 1}, func(int) func([]byte) {
-		return func(p []byte) { got <- len(p) }
-	})
-	conn := dial(t, l.Addr())
-	msg := []byte("requests:1|c|#path:/")
-	roundTrip := func() {
-		if _, err := conn.Write(msg); err != nil {
-			t.Fatal(err)
+	// With a batch wait, every datagram is a short read followed by a wait.
+	for _, wait := range []time.Duration{0, time.Millisecond} {
+		got := make(chan int)
+		l := start(t, Config{Addr: "127.0.0.1:0", Readers: 1, BatchWait: wait}, func(int) func([]byte) {
+			return func(p []byte) { got <- len(p) }
+		})
+		conn := dial(t, l.Addr())
+		msg := []byte("requests:1|c|#path:/")
+		roundTrip := func() {
+			if _, err := conn.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			if n := <-got; n != len(msg) {
+				t.Fatalf("received %d bytes, want %d", n, len(msg))
+			}
 		}
-		if n := <-got; n != len(msg) {
-			t.Fatalf("received %d bytes, want %d", n, len(msg))
+		roundTrip()
+		// Counts every allocation of the process: sender, poller and reader.
+		if allocs := testing.AllocsPerRun(200, roundTrip); allocs != 0 {
+			t.Fatalf("batch wait %v: %v allocations per datagram, want 0", wait, allocs)
 		}
-	}
-	roundTrip()
-	// Counts every allocation of the process: sender, poller and reader.
-	if allocs := testing.AllocsPerRun(200, roundTrip); allocs != 0 {
-		t.Fatalf("%v allocations per datagram, want 0", allocs)
 	}
 }
 

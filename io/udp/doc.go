@@ -6,6 +6,14 @@
 // kernel's drop count (SO_RXQ_OVFL) and truncated datagrams are counted for
 // the self report.
 //
+// A read that drains its socket (fewer datagrams than BatchSize) is followed
+// by a pause of BatchWait (default off), so that at moderate rates one
+// wakeup reads many datagrams instead of each datagram costing a wakeup, an
+// empty recvmmsg and a park. A full batch is followed by another read at
+// once, so a saturated socket never waits; an empty read parks the reader in
+// the runtime poller, so an idle socket costs nothing; Close ends a pause at
+// once.
+//
 // Inflater is the bounded zlib/gzip decompression shared by the StatsD and
 // JSON servers (try_decompress): it never inflates past a fixed bound, so a
 // compression bomb costs at most that much memory.

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -27,7 +28,7 @@ const (
 const maxBatchSize = 1024
 
 // Config describes a Listener. Zero fields take the defaults above
-// (Readers: runtime.NumCPU()).
+// (Readers: runtime.NumCPU()), except BatchWait.
 type Config struct {
 	// Addr is host:port, IPv4 or IPv6: "127.0.0.1:8125", "[::1]:0", ":8125".
 	// With port 0 the first socket picks a port and the others share it.
@@ -42,6 +43,21 @@ type Config struct {
 	// ReceiveBuffer is the requested SO_RCVBUF of each socket, in bytes.
 	// The kernel may cap it: see Listener.ReceiveBuffer.
 	ReceiveBuffer int
+	// BatchWait is how long a reader pauses after a read that drained its
+	// socket (fewer than BatchSize datagrams) before reading again; zero
+	// reads again at once. A pause lets datagrams gather so that one
+	// wakeup reads many, but the runtime poller still wakes the process
+	// for every datagram that arrives during it (the socket stays in its
+	// epoll set). It therefore pays off for datagrams arriving one by one
+	// (evenly spread 5k/s of 20-line StatsD: 3.2 → 2.1 CPU s per 1M lines
+	// with 2 ms) and costs for bursts that a busy reader would have
+	// absorbed without any wakeup (bench/loadgen's sendmmsg bursts of 64:
+	// 0.76 → 1.03). What arrives during a pause must fit in the receive
+	// buffer: a queued datagram takes more than its payload (on loopback
+	// 832 bytes for 100, 2304 for 1200), so 2 ms of 1M datagrams/s of 100
+	// bytes take ~1.7 MB of the 16 MiB the kernel grants for ReceiveBuffer
+	// 8 MiB. A load that fills every batch never pauses.
+	BatchWait time.Duration
 }
 
 func (c *Config) setDefaults() error {
@@ -66,6 +82,8 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("udp: max_packet_size %d: must be in 1..%d", c.MaxPacketSize, DefaultMaxPacketSize)
 	case c.ReceiveBuffer < 0:
 		return fmt.Errorf("udp: receive_buffer %d: must be positive", c.ReceiveBuffer)
+	case c.BatchWait < 0:
+		return fmt.Errorf("udp: batch_wait %v: must not be negative", c.BatchWait)
 	}
 	return nil
 }
@@ -89,6 +107,7 @@ type Listener struct {
 	readers       []*reader
 	receiveBuffer int
 	running       atomic.Bool
+	closed        chan struct{} // closed by Close: ends the readers' waits
 	closeOnce     sync.Once
 	closeErr      error
 }
@@ -112,7 +131,7 @@ func Listen(cfg Config) (*Listener, error) {
 		}
 		return serr
 	}}
-	l := &Listener{}
+	l := &Listener{closed: make(chan struct{})}
 	addr := cfg.Addr
 	for i := range cfg.Readers {
 		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
@@ -127,7 +146,7 @@ func Listen(cfg Config) (*Listener, error) {
 			// the host as written so that ":0" stays dual-stack.
 			addr = net.JoinHostPort(host, strconv.Itoa(conn.LocalAddr().(*net.UDPAddr).Port))
 		}
-		r, err := newReader(conn, cfg.BatchSize, cfg.MaxPacketSize)
+		r, err := newReader(conn, &cfg, l.closed)
 		if err != nil {
 			l.Close()
 			return nil, fmt.Errorf("udp: listen %q: %w", addr, err)
@@ -182,6 +201,7 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 // Run is never called; it is safe to call more than once.
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
+		close(l.closed)
 		for _, c := range l.conns {
 			l.closeErr = errors.Join(l.closeErr, c.Close())
 		}

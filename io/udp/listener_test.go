@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -67,13 +68,20 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestListener_ExactlyOnceAcrossReaders(t *testing.T) {
-	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
-		t.Run(addr, func(t *testing.T) {
+	// With a batch wait, the bursts (far larger than a batch) are read both
+	// right after full batches and after waits.
+	for _, tc := range []struct {
+		addr string
+		wait time.Duration
+	}{{"127.0.0.1:0", 0}, {"[::1]:0", 0}, {"127.0.0.1:0", time.Millisecond}} {
+		addr := tc.addr
+		t.Run(fmt.Sprintf("%s/wait=%v", addr, tc.wait), func(t *testing.T) {
 			const readers, clients, perClient = 4, 32, 50
 			seen := make([][]string, readers) // per reader: no lock needed
 			var total atomic.Int64
 			all := make(chan struct{})
-			l := start(t, Config{Addr: addr, Readers: readers, BatchSize: 8, ReceiveBuffer: 1 << 20}, func(reader int) func([]byte) {
+			cfg := Config{Addr: addr, Readers: readers, BatchSize: 8, ReceiveBuffer: 1 << 20, BatchWait: tc.wait}
+			l := start(t, cfg, func(reader int) func([]byte) {
 				return func(p []byte) {
 					seen[reader] = append(seen[reader], string(p))
 					if total.Add(1) == clients*perClient {
@@ -300,6 +308,7 @@ func TestListen_Failure(t *testing.T) {
 	f(Config{Addr: "127.0.0.1:0", BatchSize: 1025})
 	f(Config{Addr: "127.0.0.1:0", MaxPacketSize: 65536})
 	f(Config{Addr: "127.0.0.1:0", ReceiveBuffer: -1})
+	f(Config{Addr: "127.0.0.1:0", BatchWait: -time.Millisecond})
 	f(Config{Addr: "192.0.2.1:0"}) // not a local address
 
 	// A port held by a socket without SO_REUSEPORT cannot be shared.
@@ -328,4 +337,118 @@ func TestListener_DualStack(t *testing.T) {
 			t.Fatalf("datagram to %v not received", ip)
 		}
 	}
+}
+
+func TestListener_BatchWaitTrickle(t *testing.T) {
+	got := make(chan string)
+	l := start(t, Config{Addr: "127.0.0.1:0", Readers: 1, BatchWait: 2 * time.Millisecond}, func(int) func([]byte) {
+		return func(p []byte) { got <- string(p) }
+	})
+	conn := dial(t, l.Addr())
+	// One datagram at a time: every read is short, so each is followed by a
+	// wait, then an empty read that parks the reader until the next one.
+	for i := range 20 {
+		want := fmt.Sprintf("trickle %d", i)
+		if _, err := conn.Write([]byte(want)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case p := <-got:
+			if p != want {
+				t.Fatalf("received %q, want %q", p, want)
+			}
+		case <-time.After(failAfter):
+			t.Fatalf("%q not received", want)
+		}
+	}
+}
+
+// TestListener_BatchWaitOnlyAfterShortReads uses a wait far longer than
+// the test may take, so that any wait where there must be none hangs it.
+func TestListener_BatchWaitOnlyAfterShortReads(t *testing.T) {
+	const batch = 4
+	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 1, BatchSize: batch, BatchWait: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := dial(t, l.Addr())
+	send := func(msg string) {
+		t.Helper()
+		if _, err := conn.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Queued before Run: the first reads return full batches.
+	for i := range 3 * batch {
+		send(strconv.Itoa(i))
+	}
+	got := make(chan string, 3*batch+1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx, func(int) func([]byte) { return func(p []byte) { got <- string(p) } }) }()
+	receive := func(want string) {
+		t.Helper()
+		select {
+		case p := <-got:
+			if p != want {
+				t.Fatalf("received %q, want %q", p, want)
+			}
+		case <-time.After(failAfter):
+			t.Fatalf("%q not received: the reader waited after a full batch or an empty read", want)
+		}
+	}
+	for i := range 3 * batch {
+		receive(strconv.Itoa(i))
+	}
+	// The socket is drained: the reader parked in the poller without
+	// waiting, so this one is read as soon as it arrives...
+	send("late")
+	receive("late")
+	// ...and the short read that returned it started an hour's wait, which
+	// shutdown must cut short.
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run() = %v, want nil on cancel", err)
+		}
+	case <-time.After(failAfter):
+		t.Fatal("Run did not return after cancel while its reader waited")
+	}
+}
+
+func TestServerOptions_Validate(t *testing.T) {
+	f := func(wait float64, want time.Duration) {
+		t.Helper()
+		o := DefaultServerOptions("127.0.0.1:0", false)
+		o.BatchWait = wait
+		if err := o.Validate(); err != nil {
+			t.Fatalf("batch_wait %v: %v", wait, err)
+		}
+		if got := o.Config().BatchWait; got != want {
+			t.Fatalf("batch_wait %v: Config().BatchWait = %v, want %v", wait, got, want)
+		}
+	}
+	f(DefaultServerOptions("", false).BatchWait, 0)
+	f(0.002, 2*time.Millisecond)
+	f(0.0005, 500*time.Microsecond)
+	f(0.1, 100*time.Millisecond)
+}
+
+func TestServerOptions_Validate_Failure(t *testing.T) {
+	f := func(option string, change func(o *ServerOptions)) {
+		t.Helper()
+		o := DefaultServerOptions("127.0.0.1:0", false)
+		change(&o)
+		if err := o.Validate(); err == nil || !strings.HasPrefix(err.Error(), option+":") {
+			t.Fatalf("Validate() = %v, want an error naming %s", err, option)
+		}
+	}
+	f("local_host", func(o *ServerOptions) { o.LocalHost = "" })
+	f("batch_size", func(o *ServerOptions) { o.BatchSize = 0 })
+	f("batch_wait", func(o *ServerOptions) { o.BatchWait = -0.001 })
+	f("batch_wait", func(o *ServerOptions) { o.BatchWait = 0.11 })
+	f("batch_wait", func(o *ServerOptions) { o.BatchWait = math.NaN() })
+	f("batch_wait", func(o *ServerOptions) { o.BatchWait = math.Inf(1) })
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -26,6 +27,12 @@ type reader struct {
 	control []byte
 	msgs    []unix.Mmsghdr
 
+	// wait is Config.BatchWait; timer is reused for every wait, and closed
+	// (the Listener's) ends a wait early.
+	wait   time.Duration
+	timer  *time.Timer
+	closed <-chan struct{}
+
 	// Set by recv, read by run on the same goroutine. recvFn is recv bound
 	// once so that each RawConn.Read does not allocate a method value.
 	recvFn func(fd uintptr) bool
@@ -38,17 +45,24 @@ type reader struct {
 	packets, bytes, truncated, dropped atomic.Uint64
 }
 
-func newReader(conn *net.UDPConn, batch, size int) (*reader, error) {
+func newReader(conn *net.UDPConn, cfg *Config, closed <-chan struct{}) (*reader, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
+	batch, size := cfg.BatchSize, cfg.MaxPacketSize
 	r := &reader{
 		rc:      rc,
 		size:    size,
 		buf:     make([]byte, batch*size),
 		control: make([]byte, batch*controlSize),
 		msgs:    make([]unix.Mmsghdr, batch),
+		wait:    cfg.BatchWait,
+		closed:  closed,
+	}
+	if r.wait > 0 {
+		r.timer = time.NewTimer(r.wait)
+		r.timer.Stop()
 	}
 	iovs := make([]unix.Iovec, batch)
 	for i := range r.msgs {
@@ -89,6 +103,12 @@ func (r *reader) recv(fd uintptr) bool {
 }
 
 // run reads batches and calls h for each datagram until the socket is closed.
+//
+// A batch that is not full means the socket is drained. Going straight back
+// to the poller would then cost a wakeup, an empty recvmmsg and a park for
+// every datagram of a moderate load, so run first waits r.wait for more to
+// queue. A full batch is followed by another read at once, and an empty
+// read parks in the poller as before: an idle socket costs nothing.
 func (r *reader) run(h func(packet []byte)) error {
 	for {
 		if err := r.rc.Read(r.recvFn); err != nil {
@@ -122,6 +142,22 @@ func (r *reader) run(h func(packet []byte)) error {
 		if truncated > 0 {
 			r.truncated.Add(truncated)
 		}
+		if r.wait > 0 && r.n < len(r.msgs) {
+			r.pause()
+		}
+	}
+}
+
+// pause waits r.wait, or less if the Listener is closed meanwhile, so that
+// shutdown never waits for a pause to end. A reused timer and a select
+// cost no more CPU than time.Sleep (measured: ~33 µs per 1 ms wait either
+// way, nearly all of it the wakeup) and allocate nothing.
+func (r *reader) pause() {
+	r.timer.Reset(r.wait)
+	select {
+	case <-r.timer.C:
+	case <-r.closed:
+		r.timer.Stop()
 	}
 }
 

@@ -3,13 +3,20 @@
 package udp
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"runtime"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // BenchmarkListener measures loopback throughput with a handler that only
@@ -84,4 +91,136 @@ func benchmarkListener(b *testing.B, readers, size int) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(received.Load())/b.Elapsed().Seconds(), "datagrams/s")
+}
+
+// cpuNanos returns the CPU time the process has used. The machine the
+// benchmarks run on is shared: under contention wall time measures the
+// neighbours, CPU time still measures the reader path.
+func cpuNanos(b *testing.B) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// BenchmarkListener_Paced measures the CPU the receiving process spends
+// per datagram at fixed moderate rates, datagrams evenly spread: without a
+// batch wait a reader pays a wakeup, an empty recvmmsg and a park for
+// nearly every one. With a wait, the poller still wakes the process for
+// every datagram that arrives during it, which is the floor left. One
+// reader, 1000-byte datagrams (a 20-line StatsD packet). The sender is a
+// child process (see TestPacedSender), so that its CPU is not counted;
+// ns/op is only the pace.
+func BenchmarkListener_Paced(b *testing.B) {
+	for _, rate := range []int{1000, 5000, 20000} {
+		for _, wait := range []time.Duration{0, 2 * time.Millisecond} {
+			b.Run(fmt.Sprintf("rate=%d/wait=%v", rate, wait), func(b *testing.B) {
+				benchmarkPaced(b, rate, wait)
+			})
+		}
+	}
+}
+
+func benchmarkPaced(b *testing.B, rate int, wait time.Duration) {
+	const size = 1000
+	var received atomic.Int64
+	all := make(chan struct{})
+	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 1, BatchWait: wait})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Run(ctx, func(int) func([]byte) {
+			return func(p []byte) {
+				if len(p) != size {
+					panic(fmt.Sprintf("received %d bytes, want %d", len(p), size))
+				}
+				if received.Add(1) == int64(b.N) {
+					close(all)
+				}
+			}
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+	}()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPacedSender$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d %d", pacedSenderEnv, l.Addr(), rate, b.N, size))
+	cmd.Stderr = os.Stderr
+	start, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer cmd.Wait()
+	if line, err := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
+		b.Fatalf("sender: %q, %v", line, err)
+	}
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := cpuNanos(b)
+	start.Close() // the sender's cue
+	select {
+	case <-all:
+	case <-time.After(time.Duration(b.N)*time.Second/time.Duration(rate) + 10*time.Second):
+		b.Fatalf("received %d of %d datagrams (dropped %d)", received.Load(), b.N, l.Dropped())
+	}
+	cpu = cpuNanos(b) - cpu
+	b.StopTimer()
+	b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/datagram")
+}
+
+const pacedSenderEnv = "BUCKY3_UDP_PACED_SENDER"
+
+// TestPacedSender is BenchmarkListener_Paced's sender when run as its child
+// ($BUCKY3_UDP_PACED_SENDER = "addr rate count size"); otherwise it skips.
+// It sends each datagram on its own on an absolute schedule, sleeping with
+// clock_nanosleep: the Go scheduler would round sub-millisecond sleeps up
+// to its poller's millisecond and send bursts instead.
+func TestPacedSender(t *testing.T) {
+	spec := os.Getenv(pacedSenderEnv)
+	if spec == "" {
+		t.Skip("run by BenchmarkListener_Paced")
+	}
+	var addr string
+	var rate, count, size int
+	if _, err := fmt.Sscan(spec, &addr, &rate, &count, &size); err != nil {
+		t.Fatalf("%s=%q: %v", pacedSenderEnv, spec, err)
+	}
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msg := []byte(strings.Repeat("x", size))
+	runtime.LockOSThread()
+	os.Stdout.WriteString("ready\n")
+	os.Stdin.Read(make([]byte, 1)) // EOF when the benchmark starts the clock
+	var begin unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &begin); err != nil {
+		t.Fatal(err)
+	}
+	interval := time.Second.Nanoseconds() / int64(rate)
+	for i := range count {
+		due := unix.NsecToTimespec(begin.Nano() + int64(i)*interval)
+		for unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &due, nil) == unix.EINTR {
+		}
+		if _, err := conn.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
