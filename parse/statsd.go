@@ -216,9 +216,14 @@ func (p *StatsD) parseValues(value []byte, s *Sample) error {
 	start := len(p.values)
 	for i := 0; ; i++ {
 		v := value
-		end := bytes.IndexByte(value, ':')
-		if end >= 0 {
+		end := 0 // values are short: see parseLine on bytes.IndexByte
+		for end < len(value) && value[end] != ':' {
+			end++
+		}
+		if end < len(value) {
 			v, value = value[:end], value[end+1:]
+		} else {
+			end = -1
 		}
 		f, ok := parseFloat(v)
 		if !ok {

@@ -161,9 +161,11 @@ func TestKnownLines_Sparse(t *testing.T) {
 	k := newKnownLines()
 	var s parse.Sample
 	see := func(line string) {
-		if k.find([]byte(line)); k.ok {
-			if p := (parse.StatsD{}); p.ParseLine([]byte(line), testNowMs, &s) == nil {
-				k.remember(&s, 0)
+		k.load([]byte(line))
+		p := &k.batch[0]
+		if k.find(p) == nil {
+			if parser := (parse.StatsD{}); parser.ParseLine(p.line, testNowMs, &s) == nil {
+				k.remember(p, &s, 0)
 			}
 		}
 	}

@@ -234,15 +234,15 @@ func (r *reader) handle(packet []byte) {
 	}
 	r.parser.Reset()
 	r.nowMs, r.lines, r.bareTags = 0, 0, 0
-	for {
-		var line []byte
-		if line, packet = parse.NextLine(packet); len(line) == 0 {
-			break
+	for len(packet) > 0 {
+		packet = r.known.load(packet)
+		for i := range r.known.batch {
+			p := &r.known.batch[i]
+			if !r.addKnown(p) {
+				r.addParsed(p)
+			}
 		}
-		r.lines++
-		if !r.addKnown(line) {
-			r.addParsed(line)
-		}
+		r.lines += uint64(len(r.known.batch))
 	}
 	r.c.lines.Add(r.lines)
 	if r.bareTags > 0 {
@@ -253,13 +253,13 @@ func (r *reader) handle(packet []byte) {
 // addKnown adds a line of a known shape, parsing only its values. It
 // returns false when the line must go through the full parser: its shape
 // is new, or its values are invalid (the parser then says why).
-func (r *reader) addKnown(line []byte) bool {
-	kl, values := r.known.find(line)
+func (r *reader) addKnown(p *pending) bool {
+	kl := r.known.find(p)
 	if kl == nil {
 		return false
 	}
 	s := &r.sample
-	if r.parser.ParseValues(kl.typ, values, s) != nil {
+	if r.parser.ParseValues(kl.typ, p.values, s) != nil {
 		return false
 	}
 	s.Rate, s.Timestamp = kl.rate, 0
@@ -270,12 +270,12 @@ func (r *reader) addKnown(line []byte) bool {
 
 // addParsed parses line in full, counts it if it is invalid and otherwise
 // adds it, remembering its shape for the next lines like it.
-func (r *reader) addParsed(line []byte) {
+func (r *reader) addParsed(p *pending) {
 	if r.nowMs == 0 {
 		r.nowMs = r.clock()
 	}
 	s := &r.sample
-	err := r.parser.ParseLine(line, r.nowMs, s)
+	err := r.parser.ParseLine(p.line, r.nowMs, s)
 	r.bareTags += uint64(r.parser.BareTags)
 	if err != nil {
 		if reason, ok := parse.ReasonOf(err); ok {
@@ -286,7 +286,7 @@ func (r *reader) addParsed(line []byte) {
 		}
 		return
 	}
-	if kl := r.known.remember(s, r.parser.BareTags); kl != nil {
+	if kl := r.known.remember(p, s, r.parser.BareTags); kl != nil {
 		if !r.writer.AddRef(s, &kl.ref) {
 			kl.shape = kl.shape[:0] // no series to remember
 		}
