@@ -148,7 +148,10 @@ func (k *knownLines) load(packet []byte) []byte {
 	for i := range k.batch {
 		if p := &k.batch[i]; p.shape != nil {
 			if p.slot = k.slotOf(p); p.slot >= 0 {
-				prefetch(uintptr(unsafe.Pointer(&k.lines[p.slot])))
+				// A slot is 88 bytes: most straddle two cache lines.
+				at := uintptr(unsafe.Pointer(&k.lines[p.slot]))
+				prefetch(at)
+				prefetch(at + unsafe.Sizeof(knownLine{}) - 1)
 			}
 		}
 	}
