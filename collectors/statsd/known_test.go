@@ -99,6 +99,8 @@ func TestKnownLines(t *testing.T) {
 	f("b:1|c|#bucket=x,k=v\nb:1|c|#k=v,bucket=x\nb:2|c|#bucket=x,k=v|c:abc")
 	f("_e{1,1}:a|b\n_sc|a|0\nbad\n:1|c\nA b:1|c\n\n\r\n")
 	f("a:1|c|#k:v|@0.5|@0.25\na:1|c|@0.5|#k:v|@0.25")
+	long := "|#" + strings.Repeat("tag_key:tag_value,", 10)
+	f("l:1|c" + long + "\nl:2|c" + long + "\nl:1|c" + long + long + "\nl:2|c" + long + long)
 	o := testOptions()
 	o.SanitizeNames = true
 	sameAsParser(t, o, 3, []byte("a.b:1|c|#k.x:v\na.b:2|c|#k.x:v\nä:1|c\n1a:1|c"))
