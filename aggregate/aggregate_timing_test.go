@@ -69,6 +69,27 @@ func BenchmarkAdd_KnownSeries(b *testing.B) {
 	}
 }
 
+// BenchmarkAddTo_KnownSeries measures the update of a series through a
+// Ref, the reader's path for a line of a known shape: no key, no lookup.
+func BenchmarkAddTo_KnownSeries(b *testing.B) {
+	for _, bl := range benchLines {
+		b.Run(bl.name, func(b *testing.B) {
+			tbl := benchTable(b)
+			w := tbl.NewWriter()
+			s := sampleOf(b, bl.line)
+			var ref Ref
+			w.AddRef(s, &ref)
+			b.SetBytes(int64(len(bl.line)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if !w.AddTo(&ref, s) {
+					b.Fatal("dropped")
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkAdd_Parallel has every goroutine add counters to 1000 shared
 // series through its own Writer.
 func BenchmarkAdd_Parallel(b *testing.B) {
