@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -45,6 +46,13 @@ func (t *Table) Flush(now time.Time) []engine.Metric {
 
 	f.metrics = make([]engine.Metric, 0, total)
 	for i := range t.stripes {
+		// Summarising an interval's timer samples takes a while at high
+		// rates (~100 ms for 9M samples). Where the agent has one CPU,
+		// the socket readers would share it evenly with the flush that
+		// long and the kernel drop what no longer fits in the buffers
+		// (measured: 2.9M lines/s lost 0.5%); yielding between stripes
+		// lets a reader with datagrams waiting go first.
+		runtime.Gosched()
 		st := &t.stripes[i]
 		for j := range st.spareSeries {
 			ser := &st.spareSeries[j]
