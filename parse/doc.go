@@ -14,6 +14,12 @@
 // lines_invalid_<reason> counters. Every Reason has a package-level
 // sentinel error (ErrBadRate, …) returned by StatsD.ParseLine.
 //
+// A reader that sees the same lines again and again need not parse them in
+// full: AppendShape cuts a line's values out, and the rest (its shape)
+// decides everything else the parser would find, so a reader can remember
+// what a shape gave and parse only the values (StatsD.ParseValues) of the
+// lines that repeat it (collectors/statsd does).
+//
 // The current time is an argument of Parse, in milliseconds, so that the
 // timestamp window check costs no clock read per line and tests control it.
 package parse
