@@ -131,8 +131,8 @@ func (k *knownLines) load(packet []byte) []byte {
 		if k.skip() {
 			continue
 		}
-		// Shapes start 8-byte aligned: hashing one that straddles the
-		// alignment of the copy just written costs half as much again.
+		// Shapes start 8-byte aligned, so that the hash's 8-byte loads
+		// line up with the copy's stores that just wrote them.
 		start := (len(k.shapes) + 7) &^ 7
 		k.shapes = k.shapes[:start]
 		var ok bool
