@@ -39,10 +39,14 @@ type knownLines struct {
 	// at 100k series each sent once per interval). So after a window of
 	// lookups with few hits, only one line in sparseEvery, picked at
 	// random so that no periodic load escapes the sample, tries the memo,
-	// until a window of those tries hits again.
+	// until a window of those tries hits again. Not while half the slots
+	// are still empty: then the misses are a cold start, which going
+	// sparse would stretch sixteenfold, parsing nearly every line in full
+	// for longer than the socket buffer lasts at millions of lines/s.
 	sparse        bool
 	random        uint64 // xorshift state
 	lookups, hits uint32 // in the current window
+	filled        int    // slots ever filled
 }
 
 // The memo's size: 32768 × ~90 bytes plus the shapes, ~5 MiB per reader
@@ -193,7 +197,7 @@ func (k *knownLines) find(p *pending) *knownLine {
 		return nil
 	}
 	if k.lookups++; k.lookups == windowLookups {
-		k.sparse = k.hits < minWindowHits
+		k.sparse = k.hits < minWindowHits && k.filled >= knownSlots/2
 		k.lookups, k.hits = 0, 0
 	}
 	slot := p.slot
@@ -234,6 +238,9 @@ func (k *knownLines) remember(p *pending, s *parse.Sample, bareTags uint32) *kno
 	c.used |= 1 << way
 	c.hand = (c.hand + 1) % knownWays
 	i := set*knownWays + int(way)
+	if k.hashes[i] == 0 {
+		k.filled++
+	}
 	k.hashes[i] = p.hash
 	kl := &k.lines[i]
 	kl.shape = append(kl.shape[:0], p.shape...)

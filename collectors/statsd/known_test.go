@@ -158,7 +158,8 @@ func FuzzKnownLines(f *testing.F) {
 }
 
 // TestKnownLines_Sparse checks that a flood of new shapes makes the memo
-// sparse, and that repeated shapes bring it back.
+// sparse once it is half full, not before, and that repeated shapes bring
+// it back.
 func TestKnownLines_Sparse(t *testing.T) {
 	k := newKnownLines()
 	var s parse.Sample
@@ -171,11 +172,17 @@ func TestKnownLines_Sparse(t *testing.T) {
 			}
 		}
 	}
-	for i := range 2 * windowLookups {
+	for i := range knownSlots / 4 {
 		see(fmt.Sprintf("s_%d:1|c", i))
 	}
+	if k.sparse {
+		t.Fatalf("sparse with %d of %d slots filled", k.filled, knownSlots)
+	}
+	for i := range knownSlots {
+		see(fmt.Sprintf("t_%d:1|c", i))
+	}
 	if !k.sparse {
-		t.Fatal("after 2 windows of new shapes: not sparse")
+		t.Fatal("after a full memo's worth of new shapes: not sparse")
 	}
 	for range 2 * windowLookups * sparseEvery {
 		see("again:1|c")
