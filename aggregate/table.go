@@ -164,17 +164,28 @@ type Ref struct {
 	hash uint64
 	gen  uint64 // the stripe's gen when slot was found
 	slot int32
-	// at is where the series' state was at the last add, a uintptr so
-	// that it keeps nothing alive: see Hint.
-	at uintptr
+	// at is where the series' state was at the last add, and next where
+	// a timer's next sample went then (0 for other kinds): uintptrs, so
+	// that they keep nothing alive. See Hints.
+	at, next uintptr
 }
 
-// Hint returns where the state of ref's series was at the last add
-// through ref, for a reader to prefetch before a batch of adds: fetching
-// a series from memory is most of an add's cost when the table does not
-// fit in the cache. A flush or a growing stripe may have moved the state
-// since, so the address must never be dereferenced.
-func (ref *Ref) Hint() uintptr { return ref.at }
+// Hints return where the state of ref's series was at the last add
+// through ref, and for a timer where its next sample would go, for a
+// reader to prefetch before a batch of adds: fetching these from memory
+// is most of an add's cost when the table does not fit in the cache. A
+// flush, a growing slice or another Writer may have moved them since, so
+// the addresses must never be dereferenced.
+func (ref *Ref) Hints() (series, sample uintptr) { return ref.at, ref.next }
+
+// hintsOf returns the Hints of ser after an add.
+func hintsOf(ser *series) (at, next uintptr) {
+	at = uintptr(unsafe.Pointer(ser))
+	if ser.kind == kindTimer && len(ser.samples) < cap(ser.samples) {
+		next = uintptr(unsafe.Pointer(unsafe.SliceData(ser.samples))) + uintptr(len(ser.samples))*unsafe.Sizeof(float64(0))
+	}
+	return at, next
+}
 
 // AddRef is Add that also sets ref to the series s was added to.
 func (w *Writer) AddRef(s *parse.Sample, ref *Ref) bool {
@@ -197,7 +208,8 @@ func (w *Writer) AddRef(s *parse.Sample, ref *Ref) bool {
 	}
 	ser := &st.series[slot]
 	ser.add(s)
-	*ref = Ref{key: ser.key, hash: h, gen: st.gen, slot: slot, at: uintptr(unsafe.Pointer(ser))}
+	*ref = Ref{key: ser.key, hash: h, gen: st.gen, slot: slot}
+	ref.at, ref.next = hintsOf(ser)
 	st.mu.Unlock()
 	return true
 }
@@ -222,7 +234,7 @@ func (w *Writer) AddTo(ref *Ref, s *parse.Sample) bool {
 	}
 	ser := &st.series[ref.slot]
 	ser.add(s)
-	ref.at = uintptr(unsafe.Pointer(ser))
+	ref.at, ref.next = hintsOf(ser)
 	st.mu.Unlock()
 	return true
 }

@@ -163,7 +163,11 @@ func (k *knownLines) load(packet []byte) []byte {
 		if p := &k.batch[i]; p.slot >= 0 {
 			kl := &k.lines[p.slot]
 			prefetch(uintptr(unsafe.Pointer(unsafe.SliceData(kl.shape))))
-			prefetch(kl.ref.Hint())
+			series, sample := kl.ref.Hints()
+			prefetch(series)
+			if sample != 0 {
+				prefetch(sample)
+			}
 		}
 	}
 	return packet
