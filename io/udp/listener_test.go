@@ -276,14 +276,7 @@ func TestListener_Shutdown(t *testing.T) {
 	dial(t, l.Addr()).Write([]byte("x"))
 	<-got // the readers are running
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run() = %v, want nil on cancel", err)
-		}
-	case <-time.After(failAfter):
-		t.Fatal("Run did not return after cancel")
-	}
+	waitStopped(t, done, "after cancel")
 	// The sockets are closed: the port is free again for a plain bind.
 	c, err := net.ListenUDP("udp", l.Addr().(*net.UDPAddr))
 	if err != nil {
@@ -408,13 +401,20 @@ func TestListener_BatchWaitOnlyAfterShortReads(t *testing.T) {
 	// ...and the short read that returned it started an hour's wait, which
 	// shutdown must cut short.
 	cancel()
+	waitStopped(t, done, "after cancel while its reader waited")
+}
+
+// waitStopped fails unless Run, whose result done carries, returns nil
+// within failAfter of a cancel.
+func waitStopped(t *testing.T, done <-chan error, when string) {
+	t.Helper()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatalf("Run() = %v, want nil on cancel", err)
 		}
 	case <-time.After(failAfter):
-		t.Fatal("Run did not return after cancel while its reader waited")
+		t.Fatal("Run did not return " + when)
 	}
 }
 

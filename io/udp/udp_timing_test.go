@@ -32,10 +32,11 @@ func BenchmarkListener(b *testing.B) {
 	}
 }
 
-func benchmarkListener(b *testing.B, readers, size int) {
-	const window = 256
-	var sent, received atomic.Int64
-	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: readers})
+// runSized runs a Listener for cfg until stop, calling received for every
+// datagram, each of which must be size bytes long. (Not b.Cleanup: the
+// benchmark function runs several times per b, each with its Listener.)
+func runSized(b *testing.B, cfg Config, size int, received func()) (l *Listener, stop func()) {
+	l, err := Listen(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -47,16 +48,23 @@ func benchmarkListener(b *testing.B, readers, size int) {
 				if len(p) != size {
 					panic(fmt.Sprintf("received %d bytes, want %d", len(p), size))
 				}
-				received.Add(1)
+				received()
 			}
 		})
 	}()
-	defer func() {
+	return l, func() {
 		cancel()
 		if err := <-done; err != nil {
 			b.Error(err)
 		}
-	}()
+	}
+}
+
+func benchmarkListener(b *testing.B, readers, size int) {
+	const window = 256
+	var sent, received atomic.Int64
+	l, stop := runSized(b, Config{Addr: "127.0.0.1:0", Readers: readers}, size, func() { received.Add(1) })
+	defer stop()
 
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
@@ -126,30 +134,12 @@ func benchmarkPaced(b *testing.B, rate int, wait time.Duration) {
 	const size = 1000
 	var received atomic.Int64
 	all := make(chan struct{})
-	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 1, BatchWait: wait})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- l.Run(ctx, func(int) func([]byte) {
-			return func(p []byte) {
-				if len(p) != size {
-					panic(fmt.Sprintf("received %d bytes, want %d", len(p), size))
-				}
-				if received.Add(1) == int64(b.N) {
-					close(all)
-				}
-			}
-		})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Error(err)
+	l, stop := runSized(b, Config{Addr: "127.0.0.1:0", Readers: 1, BatchWait: wait}, size, func() {
+		if received.Add(1) == int64(b.N) {
+			close(all)
 		}
-	}()
+	})
+	defer stop()
 
 	cmd := exec.Command(os.Args[0], "-test.run=^TestPacedSender$")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d %d %d", pacedSenderEnv, l.Addr(), rate, b.N, size))
