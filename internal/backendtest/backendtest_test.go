@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -215,6 +217,10 @@ func TestJournal(t *testing.T) {
 	}
 }
 
+// TestFreePort: distinct ports below the ephemeral range, each reserved
+// against every other backendtest user until the test ends. Whether the
+// port is still free afterwards is not asserted: any process on the
+// machine may take it in between, which is why servers get theirs last.
 func TestFreePort(t *testing.T) {
 	t.Parallel()
 	seen := map[int]bool{}
@@ -227,8 +233,33 @@ func TestFreePort(t *testing.T) {
 		if p >= ephemeralLow() {
 			t.Fatalf("port %d is in the ephemeral range", p)
 		}
-		if !portFree(p) {
-			t.Fatalf("port %d is not free for TCP and UDP", p)
+		lock, err := os.Open(filepath.Join(os.TempDir(), "backendtest-ports", strconv.Itoa(p)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			t.Errorf("port %d is not reserved", p)
+		}
+		lock.Close()
+	}
+}
+
+// TestPortFree: a port bound for TCP or for UDP is not free.
+func TestPortFree(t *testing.T) {
+	t.Parallel()
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Close()
+	ul, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ul.Close()
+	for _, port := range []int{tl.Addr().(*net.TCPAddr).Port, ul.LocalAddr().(*net.UDPAddr).Port} {
+		if portFree(port) {
+			t.Errorf("port %d is in use but portFree says free", port)
 		}
 	}
 }
