@@ -7,12 +7,13 @@
 // the self report.
 //
 // A read that drains its socket (fewer datagrams than BatchSize) is followed
-// by a pause of BatchWait (default off), so that at moderate rates one
-// wakeup reads many datagrams instead of each datagram costing a wakeup, an
-// empty recvmmsg and a park. A full batch is followed by another read at
-// once, so a saturated socket never waits; an empty read parks the reader in
-// the runtime poller, so an idle socket costs nothing; Close ends a pause at
-// once.
+// by a pause of up to BatchWait, so that at moderate rates one wakeup reads
+// many bursts of datagrams instead of each costing a wakeup; during it the
+// socket is in no epoll set, so nothing wakes the process. A full batch is
+// followed by another read at once, so a saturated socket never waits; a
+// pause ends early when the receive buffer could otherwise fill; Close ends
+// one at once. Without BatchWait, an empty read parks the reader in the
+// runtime poller.
 //
 // Inflater is the bounded zlib/gzip decompression shared by the StatsD and
 // JSON servers (try_decompress): it never inflates past a fixed bound, so a

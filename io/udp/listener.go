@@ -44,19 +44,20 @@ type Config struct {
 	// The kernel may cap it: see Listener.ReceiveBuffer.
 	ReceiveBuffer int
 	// BatchWait is how long a reader pauses after a read that drained its
-	// socket (fewer than BatchSize datagrams) before reading again; zero
-	// reads again at once. A pause lets datagrams gather so that one
-	// wakeup reads many, but the runtime poller still wakes the process
-	// for every datagram that arrives during it (the socket stays in its
-	// epoll set). It therefore pays off for datagrams arriving one by one
-	// (evenly spread 5k/s of 20-line StatsD: 3.2 → 2.1 CPU s per 1M lines
-	// with 2 ms) and costs for bursts that a busy reader would have
-	// absorbed without any wakeup (bench/loadgen's sendmmsg bursts of 64:
-	// 0.76 → 1.03). What arrives during a pause must fit in the receive
-	// buffer: a queued datagram takes more than its payload (on loopback
-	// 832 bytes for 100, 2304 for 1200), so 2 ms of 1M datagrams/s of 100
-	// bytes take ~1.7 MB of the 16 MiB the kernel grants for ReceiveBuffer
-	// 8 MiB. A load that fills every batch never pauses.
+	// socket (fewer than BatchSize datagrams) or found it empty, before
+	// reading again. A pause lets datagrams gather so that one wakeup
+	// reads them all. The reader then reads a duplicate of its socket that
+	// is in no epoll set, so nothing wakes the process during a pause (in
+	// the runtime poller's set, every arriving datagram did: a 2 ms pause
+	// cost 0.76 → 1.03 CPU s per 1M lines under bench/loadgen's bursts),
+	// and an idle socket costs a wakeup per BatchWait. What arrives during
+	// a pause must fit in the receive buffer, where a queued datagram
+	// takes more than its payload (on loopback 832 bytes for 100, 2304 for
+	// 1200): a pause ends early when, at the rate of the datagrams read
+	// since the previous one began, a quarter of the buffer would fill
+	// sooner. A load that fills every batch never pauses. Zero reads
+	// through the runtime poller: a wakeup per burst of datagrams, none
+	// while the socket is idle.
 	BatchWait time.Duration
 }
 
@@ -103,7 +104,7 @@ type Handler func(reader int) func(packet []byte)
 // Listener is a set of SO_REUSEPORT UDP sockets bound to one address. Its
 // counters are safe for concurrent use.
 type Listener struct {
-	conns         []*net.UDPConn
+	addr          net.Addr
 	readers       []*reader
 	receiveBuffer int
 	running       atomic.Bool
@@ -140,14 +141,15 @@ func Listen(cfg Config) (*Listener, error) {
 			return nil, fmt.Errorf("udp: listen %q: %w", addr, err)
 		}
 		conn := pc.(*net.UDPConn)
-		l.conns = append(l.conns, conn)
 		if i == 0 {
 			// Bind the other sockets to the port the first one got, keeping
 			// the host as written so that ":0" stays dual-stack.
-			addr = net.JoinHostPort(host, strconv.Itoa(conn.LocalAddr().(*net.UDPAddr).Port))
+			l.addr = conn.LocalAddr()
+			addr = net.JoinHostPort(host, strconv.Itoa(l.addr.(*net.UDPAddr).Port))
 		}
 		r, err := newReader(conn, &cfg, l.closed)
 		if err != nil {
+			conn.Close()
 			l.Close()
 			return nil, fmt.Errorf("udp: listen %q: %w", addr, err)
 		}
@@ -160,7 +162,7 @@ func Listen(cfg Config) (*Listener, error) {
 }
 
 // Addr returns the address the sockets are bound to, with the actual port.
-func (l *Listener) Addr() net.Addr { return l.conns[0].LocalAddr() }
+func (l *Listener) Addr() net.Addr { return l.addr }
 
 // ReceiveBuffer returns the effective SO_RCVBUF of the sockets (the
 // smallest, should they differ), as the kernel reports it: Linux doubles the
@@ -177,6 +179,11 @@ func (l *Listener) ReceiveBuffer() int { return l.receiveBuffer }
 func (l *Listener) Run(ctx context.Context, h Handler) error {
 	if !l.running.CompareAndSwap(false, true) {
 		return errors.New("udp: Run called twice")
+	}
+	select {
+	case <-l.closed: // Close, seeing no Run, closed the sockets itself
+		return nil
+	default:
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -202,8 +209,13 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.closed)
-		for _, c := range l.conns {
-			l.closeErr = errors.Join(l.closeErr, c.Close())
+		// A reader that polls (BatchWait) closes its own socket when it
+		// sees closed; before Run, nobody else would.
+		running := l.running.Load()
+		for _, r := range l.readers {
+			if r.fd < 0 || !running {
+				l.closeErr = errors.Join(l.closeErr, r.close())
+			}
 		}
 	})
 	return l.closeErr

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // failAfter bounds every wait in these tests: it only detects a hang, it
@@ -338,8 +340,8 @@ func TestListener_BatchWaitTrickle(t *testing.T) {
 		return func(p []byte) { got <- string(p) }
 	})
 	conn := dial(t, l.Addr())
-	// One datagram at a time: every read is short, so each is followed by a
-	// wait, then an empty read that parks the reader until the next one.
+	// One datagram at a time: every read is short or empty, so each is
+	// followed by a pause; the next datagram is read after one.
 	for i := range 20 {
 		want := fmt.Sprintf("trickle %d", i)
 		if _, err := conn.Write([]byte(want)); err != nil {
@@ -357,10 +359,13 @@ func TestListener_BatchWaitTrickle(t *testing.T) {
 }
 
 // TestListener_BatchWaitOnlyAfterShortReads uses a wait far longer than
-// the test may take, so that any wait where there must be none hangs it.
+// the test may take, so that any wait where there must be none, or any
+// wait not shortened to what the receive buffer can hold, hangs it.
 func TestListener_BatchWaitOnlyAfterShortReads(t *testing.T) {
 	const batch = 4
-	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 1, BatchSize: batch, BatchWait: time.Hour})
+	// 64 KiB (128 as the kernel counts): at the rate of the first reads a
+	// quarter of it fills in a few of their durations.
+	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 1, BatchSize: batch, BatchWait: time.Hour, ReceiveBuffer: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,20 +393,95 @@ func TestListener_BatchWaitOnlyAfterShortReads(t *testing.T) {
 				t.Fatalf("received %q, want %q", p, want)
 			}
 		case <-time.After(failAfter):
-			t.Fatalf("%q not received: the reader waited after a full batch or an empty read", want)
+			t.Fatalf("%q not received: the reader waited after a full batch, or longer than the buffer lasts", want)
 		}
 	}
 	for i := range 3 * batch {
 		receive(strconv.Itoa(i))
 	}
-	// The socket is drained: the reader parked in the poller without
-	// waiting, so this one is read as soon as it arrives...
+	// The socket is drained: the empty read started a pause, cut to the
+	// time a quarter of the buffer takes to fill at the rate just read.
 	send("late")
 	receive("late")
-	// ...and the short read that returned it started an hour's wait, which
-	// shutdown must cut short.
+	// The short read that returned it started an hour's pause (nothing
+	// was read for a while), which shutdown must cut short.
 	cancel()
 	waitStopped(t, done, "after cancel while its reader waited")
+}
+
+// TestListener_BatchWaitNotPolled: with BatchWait, the socket a reader
+// reads is in no epoll set (the runtime poller's included), or every
+// datagram arriving during a pause would wake the process.
+func TestListener_BatchWaitNotPolled(t *testing.T) {
+	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 2, BatchWait: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	watched := epollWatched(t)
+	for _, r := range l.readers {
+		if r.fd < 0 {
+			t.Fatal("a reader with BatchWait reads through the poller")
+		}
+		if ino := inode(t, r.fd); watched[ino] {
+			t.Fatalf("a reader's socket (inode %x) is in an epoll set", ino)
+		}
+	}
+	// The poller does watch the sockets of readers without BatchWait: the
+	// check above can see a socket in it.
+	l0, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l0.Close()
+	var fd int
+	if err := l0.readers[0].rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		t.Fatal(err)
+	}
+	if ino := inode(t, fd); !epollWatched(t)[ino] {
+		t.Fatalf("a polled reader's socket (inode %x) is in no epoll set", ino)
+	}
+}
+
+// epollWatched returns the inodes of the files in the process's epoll
+// sets, from /proc/self/fdinfo.
+func epollWatched(t *testing.T) map[uint64]bool {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	watched := map[uint64]bool{}
+	for _, e := range fds {
+		if link, _ := os.Readlink("/proc/self/fd/" + e.Name()); link != "anon_inode:[eventpoll]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := range strings.Lines(string(info)) {
+			for _, f := range strings.Fields(line) {
+				if hex, ok := strings.CutPrefix(f, "ino:"); ok && strings.HasPrefix(line, "tfd:") {
+					ino, err := strconv.ParseUint(hex, 16, 64)
+					if err != nil {
+						t.Fatalf("fdinfo %q: %v", line, err)
+					}
+					watched[ino] = true
+				}
+			}
+		}
+	}
+	return watched
+}
+
+func inode(t *testing.T, fd int) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
 }
 
 // waitStopped fails unless Run, whose result done carries, returns nil

@@ -7,8 +7,9 @@ import (
 	"github.com/bucky3/bucky3/engine"
 )
 
-// maxBatchWait bounds batch_wait, in seconds: 0.1 s of 100k datagrams/s of
-// 1 KiB already outgrow the default receive buffer.
+// maxBatchWait bounds batch_wait, in seconds. A reader cuts a pause short
+// when the rate it reads at would fill a quarter of its receive buffer
+// sooner, but the rate may rise during the pause.
 const maxBatchWait = 0.1
 
 // ServerOptions are the socket options of the UDP source modules
@@ -30,7 +31,9 @@ type ServerOptions struct {
 	// MaxDecompressedBytes bounds what one datagram may inflate to.
 	MaxDecompressedBytes int `toml:"max_decompressed_bytes"`
 	// BatchWait is Config.BatchWait in seconds, in [0, 0.1]. It defaults to
-	// 0 (off): see Config.BatchWait for when a pause pays off.
+	// 0: reading through the runtime poller, with a wakeup per burst of
+	// datagrams, loses nothing at rates where pauses would (see
+	// bench/RESULTS.md).
 	BatchWait float64 `toml:"batch_wait"`
 }
 
