@@ -57,7 +57,7 @@ func BenchmarkDatagram(b *testing.B) {
 	// sender arrive in bursts (bench/loadgen sends 64 per pacing step),
 	// between which the machine runs other work that evicts the reader's
 	// working set.
-	evictBuf := make([]byte, 0)
+	var evictBuf []byte
 	f := func(name string, datagrams [][]byte, burst int) {
 		b.Run(name, func(b *testing.B) {
 			srv, err := New(engine.Module{Name: "b", Log: slog.New(slog.DiscardHandler), Stats: engine.NewStats()}, DefaultOptions())

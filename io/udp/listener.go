@@ -55,9 +55,13 @@ type Config struct {
 	// takes more than its payload (on loopback 832 bytes for 100, 2304 for
 	// 1200): a pause ends early when, at the rate of the datagrams read
 	// since the previous one began, a quarter of the buffer would fill
-	// sooner. A load that fills every batch never pauses. Zero reads
-	// through the runtime poller: a wakeup per burst of datagrams, none
-	// while the socket is idle.
+	// sooner. That rate is the last one read, so a load that starts during
+	// a pause on an idle socket loses what overflows the buffer before the
+	// pause ends (2.6M lines/s against 16 MiB and 0.1 s: a few thousand
+	// datagrams in its first half second, see bench/RESULTS.md). A load
+	// that fills every batch never pauses. Zero reads through the runtime
+	// poller: a wakeup per burst of datagrams, none while the socket is
+	// idle.
 	BatchWait time.Duration
 }
 
