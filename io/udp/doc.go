@@ -11,10 +11,10 @@
 // many bursts of datagrams instead of each costing a wakeup; during it the
 // socket is in no epoll set, so nothing wakes the process. A full batch is
 // followed by another read at once, so a saturated socket never waits; a
-// pause ends early when the receive buffer could otherwise fill; Close ends
-// one at once. Without BatchWait, an empty read parks the reader in the
-// runtime poller.
-//
+// pause ends early when the receive buffer could otherwise fill; an idle
+// socket is blocked on until a datagram arrives; Close ends a wait at once.
+// Without BatchWait, an empty read parks the reader in the runtime poller.
+
 // Inflater is the bounded zlib/gzip decompression shared by the StatsD and
 // JSON servers (try_decompress): it never inflates past a fixed bound, so a
 // compression bomb costs at most that much memory.

@@ -4,6 +4,7 @@ package udp
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -44,24 +45,24 @@ type Config struct {
 	// The kernel may cap it: see Listener.ReceiveBuffer.
 	ReceiveBuffer int
 	// BatchWait is how long a reader pauses after a read that drained its
-	// socket (fewer than BatchSize datagrams) or found it empty, before
-	// reading again. A pause lets datagrams gather so that one wakeup
-	// reads them all. The reader then reads a duplicate of its socket that
-	// is in no epoll set, so nothing wakes the process during a pause (in
-	// the runtime poller's set, every arriving datagram did: a 2 ms pause
-	// cost 0.76 → 1.03 CPU s per 1M lines under bench/loadgen's bursts),
-	// and an idle socket costs a wakeup per BatchWait. What arrives during
-	// a pause must fit in the receive buffer, where a queued datagram
-	// takes more than its payload (on loopback 832 bytes for 100, 2304 for
+	// socket (fewer than BatchSize datagrams), before reading again. A
+	// pause lets datagrams gather so that one wakeup reads them all. The
+	// reader then reads a duplicate of its socket that is in no epoll set,
+	// so nothing wakes the process during a pause (in the runtime poller's
+	// set, every arriving datagram did: a 2 ms pause cost 0.76 → 1.03 CPU s
+	// per 1M lines under bench/loadgen's bursts). What arrives during a
+	// pause must fit in the receive buffer, where a queued datagram takes
+	// more than its payload (on loopback 832 bytes for 100, 2304 for
 	// 1200): a pause ends early when, at the rate of the datagrams read
-	// since the previous one began, a quarter of the buffer would fill
-	// sooner. That rate is the last one read, so a load that starts during
-	// a pause on an idle socket loses what overflows the buffer before the
-	// pause ends (2.6M lines/s against 16 MiB and 0.1 s: a few thousand
-	// datagrams in its first half second, see bench/RESULTS.md). A load
-	// that fills every batch never pauses. Zero reads through the runtime
-	// poller: a wakeup per burst of datagrams, none while the socket is
-	// idle.
+	// since the previous wait began, a sixteenth of the buffer would fill
+	// sooner. A read that finds nothing after a pause means the socket is
+	// idle: the reader then blocks until a datagram arrives, and the first
+	// pause after that lasts at most 1 ms, so that a load starting on an
+	// idle socket is measured before any long pause. A load that jumps
+	// more than sixteenfold within one pause can still overflow the buffer
+	// (from 90k to over 1.4M lines/s of 20-line datagrams against 16 MiB,
+	// say). A load that fills every batch never pauses. Zero reads through
+	// the runtime poller: a wakeup per burst of datagrams.
 	BatchWait time.Duration
 }
 
@@ -112,9 +113,12 @@ type Listener struct {
 	readers       []*reader
 	receiveBuffer int
 	running       atomic.Bool
-	closed        chan struct{} // closed by Close: ends the readers' waits
-	closeOnce     sync.Once
-	closeErr      error
+	closed        chan struct{} // closed by Close: ends the readers' pauses
+	// wake is an eventfd that Close makes readable, which ends the poll of
+	// readers blocked on an idle socket (BatchWait); -1 without BatchWait.
+	wake      int
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Listen opens cfg.Readers sockets bound to cfg.Addr with SO_REUSEPORT,
@@ -136,7 +140,12 @@ func Listen(cfg Config) (*Listener, error) {
 		}
 		return serr
 	}}
-	l := &Listener{closed: make(chan struct{})}
+	l := &Listener{closed: make(chan struct{}), wake: -1}
+	if cfg.BatchWait > 0 {
+		if l.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
+			return nil, fmt.Errorf("udp: eventfd: %w", err)
+		}
+	}
 	addr := cfg.Addr
 	for i := range cfg.Readers {
 		pc, err := lc.ListenPacket(context.Background(), "udp", addr)
@@ -151,7 +160,7 @@ func Listen(cfg Config) (*Listener, error) {
 			l.addr = conn.LocalAddr()
 			addr = net.JoinHostPort(host, strconv.Itoa(l.addr.(*net.UDPAddr).Port))
 		}
-		r, err := newReader(conn, &cfg, l.closed)
+		r, err := newReader(conn, &cfg, l.closed, l.wake)
 		if err != nil {
 			conn.Close()
 			l.Close()
@@ -205,6 +214,9 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 	}
 	wg.Wait()
 	l.Close()
+	if l.wake >= 0 {
+		errs = append(errs, unix.Close(l.wake))
+	}
 	return errors.Join(errs...)
 }
 
@@ -214,11 +226,22 @@ func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.closed)
 		// A reader that polls (BatchWait) closes its own socket when it
-		// sees closed; before Run, nobody else would.
+		// sees closed, and Run closes wake once they all have; before Run,
+		// nobody else would.
 		running := l.running.Load()
 		for _, r := range l.readers {
 			if r.fd < 0 || !running {
 				l.closeErr = errors.Join(l.closeErr, r.close())
+			}
+		}
+		if l.wake >= 0 {
+			if running {
+				var one [8]byte
+				binary.NativeEndian.PutUint64(one[:], 1)
+				_, err := unix.Write(l.wake, one[:])
+				l.closeErr = errors.Join(l.closeErr, err)
+			} else {
+				l.closeErr = errors.Join(l.closeErr, unix.Close(l.wake))
 			}
 		}
 	})

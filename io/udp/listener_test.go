@@ -364,7 +364,7 @@ func TestListener_BatchWaitTrickle(t *testing.T) {
 func TestListener_BatchWaitOnlyAfterShortReads(t *testing.T) {
 	const batch = 4
 	// 64 KiB (128 as the kernel counts): at the rate of the first reads a
-	// quarter of it fills in a few of their durations.
+	// sixteenth of it fills in about as long as they took.
 	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 1, BatchSize: batch, BatchWait: time.Hour, ReceiveBuffer: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -399,14 +399,98 @@ func TestListener_BatchWaitOnlyAfterShortReads(t *testing.T) {
 	for i := range 3 * batch {
 		receive(strconv.Itoa(i))
 	}
-	// The socket is drained: the empty read started a pause, cut to the
-	// time a quarter of the buffer takes to fill at the rate just read.
+	// The socket is drained: the empty read after the full batches starts
+	// a pause, not of an hour but as long as a sixteenth of the buffer
+	// takes to fill at the rate just read. The read after it finds
+	// nothing: the reader waits on the idle socket until "late" arrives.
 	send("late")
 	receive("late")
-	// The short read that returned it started an hour's pause (nothing
-	// was read for a while), which shutdown must cut short.
+	// Shutdown must end whichever wait follows.
 	cancel()
 	waitStopped(t, done, "after cancel while its reader waited")
+}
+
+// TestListener_BatchWaitIdle: on an idle socket the reader waits for the
+// next datagram instead of pausing for BatchWait (an hour here), so that a
+// load that starts then is read at once, however long the socket was idle.
+func TestListener_BatchWaitIdle(t *testing.T) {
+	got := make(chan string)
+	l := start(t, Config{Addr: "127.0.0.1:0", Readers: 1, BatchWait: time.Hour}, func(int) func([]byte) {
+		return func(p []byte) { got <- string(p) }
+	})
+	conn := dial(t, l.Addr())
+	for i := range 3 {
+		// Long enough for the pause after the last datagram to end and
+		// the reader to find the socket idle.
+		time.Sleep(50 * time.Millisecond)
+		want := fmt.Sprintf("after idle %d", i)
+		if _, err := conn.Write([]byte(want)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case p := <-got:
+			if p != want {
+				t.Fatalf("received %q, want %q", p, want)
+			}
+		case <-time.After(failAfter):
+			t.Fatalf("%q not received: the reader paused on an idle socket", want)
+		}
+	}
+	// Let the reader block again: start's cleanup checks that shutdown
+	// ends the block.
+	time.Sleep(50 * time.Millisecond)
+}
+
+// TestListener_BatchWaitCloseEndsPause: a slow handler makes the rate
+// read low, so a pause is long (~16 s: 128 KiB, a sixteenth of the
+// buffer, at one datagram per 100 ms); a datagram sent meanwhile waits
+// for it, and shutdown must not.
+func TestListener_BatchWaitCloseEndsPause(t *testing.T) {
+	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 1, BatchWait: time.Hour, ReceiveBuffer: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Run(ctx, func(int) func([]byte) {
+			return func(p []byte) {
+				time.Sleep(100 * time.Millisecond)
+				got <- string(p)
+			}
+		})
+	}()
+	conn := dial(t, l.Addr())
+	send := func(msg string) {
+		t.Helper()
+		if _, err := conn.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // the reader blocks on the idle socket
+	// "first" wakes the reader; "second", sent while it is handled, is
+	// read after the short first pause, and the pause after it is sized
+	// by their slow rate.
+	send("first")
+	time.Sleep(10 * time.Millisecond)
+	send("second")
+	for range 2 {
+		select {
+		case <-got:
+		case <-time.After(failAfter):
+			t.Fatal("datagram not received")
+		}
+	}
+	send("during the pause")
+	select {
+	case p := <-got:
+		t.Fatalf("received %q at once: the reader did not pause after a short read", p)
+	case <-time.After(100 * time.Millisecond):
+	}
+	cancel()
+	waitStopped(t, done, "after cancel during a pause")
 }
 
 // TestListener_BatchWaitNotPolled: with BatchWait, the socket a reader
@@ -510,7 +594,8 @@ func TestServerOptions_Validate(t *testing.T) {
 			t.Fatalf("batch_wait %v: Config().BatchWait = %v, want %v", wait, got, want)
 		}
 	}
-	f(DefaultServerOptions("", false).BatchWait, 0)
+	f(DefaultServerOptions("", false).BatchWait, 100*time.Millisecond)
+	f(0, 0)
 	f(0.002, 2*time.Millisecond)
 	f(0.0005, 500*time.Microsecond)
 	f(0.1, 100*time.Millisecond)
