@@ -343,18 +343,24 @@ func TestListener_BatchWaitTrickle(t *testing.T) {
 	// One datagram at a time: every read is short or empty, so each is
 	// followed by a pause; the next datagram is read after one.
 	for i := range 20 {
-		want := fmt.Sprintf("trickle %d", i)
-		if _, err := conn.Write([]byte(want)); err != nil {
-			t.Fatal(err)
+		roundTrip(t, conn, got, fmt.Sprintf("trickle %d", i), "")
+	}
+}
+
+// roundTrip sends want on conn and fails unless the handler passes it to
+// got within failAfter; why says what a timeout means.
+func roundTrip(t *testing.T, conn *net.UDPConn, got <-chan string, want, why string) {
+	t.Helper()
+	if _, err := conn.Write([]byte(want)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-got:
+		if p != want {
+			t.Fatalf("received %q, want %q", p, want)
 		}
-		select {
-		case p := <-got:
-			if p != want {
-				t.Fatalf("received %q, want %q", p, want)
-			}
-		case <-time.After(failAfter):
-			t.Fatalf("%q not received", want)
-		}
+	case <-time.After(failAfter):
+		t.Fatalf("%q not received%s", want, why)
 	}
 }
 
@@ -423,18 +429,7 @@ func TestListener_BatchWaitIdle(t *testing.T) {
 		// Long enough for the pause after the last datagram to end and
 		// the reader to find the socket idle.
 		time.Sleep(50 * time.Millisecond)
-		want := fmt.Sprintf("after idle %d", i)
-		if _, err := conn.Write([]byte(want)); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case p := <-got:
-			if p != want {
-				t.Fatalf("received %q, want %q", p, want)
-			}
-		case <-time.After(failAfter):
-			t.Fatalf("%q not received: the reader paused on an idle socket", want)
-		}
+		roundTrip(t, conn, got, fmt.Sprintf("after idle %d", i), ": the reader paused on an idle socket")
 	}
 	// Let the reader block again: start's cleanup checks that shutdown
 	// ends the block.
@@ -451,13 +446,19 @@ func TestListener_BatchWaitCloseEndsPause(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan string, 3)
+	handling, release := make(chan struct{}), make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
 		done <- l.Run(ctx, func(int) func([]byte) {
 			return func(p []byte) {
-				time.Sleep(100 * time.Millisecond)
+				if string(p) == "first" {
+					handling <- struct{}{}
+					<-release
+				} else {
+					time.Sleep(100 * time.Millisecond)
+				}
 				got <- string(p)
 			}
 		})
@@ -469,13 +470,17 @@ func TestListener_BatchWaitCloseEndsPause(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(50 * time.Millisecond) // the reader blocks on the idle socket
-	// "first" wakes the reader; "second", sent while it is handled, is
-	// read after the short first pause, and the pause after it is sized
-	// by their slow rate.
+	// "first" wakes the reader on its idle socket; "second", queued while
+	// "first" is handled, is read after the short first pause, and the
+	// pause after it is sized by the slow rate of reading it.
 	send("first")
-	time.Sleep(10 * time.Millisecond)
+	select {
+	case <-handling:
+	case <-time.After(failAfter):
+		t.Fatal("datagram not received")
+	}
 	send("second")
+	close(release)
 	for range 2 {
 		select {
 		case <-got:
