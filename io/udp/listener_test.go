@@ -439,7 +439,7 @@ func TestListener_BatchWaitIdle(t *testing.T) {
 // TestListener_BatchWaitCloseEndsPause: a slow handler makes the rate
 // read low, so a pause is long (~16 s: 128 KiB, a sixteenth of the
 // buffer, at one datagram per 100 ms); a datagram sent meanwhile waits
-// for it, and shutdown must not.
+// for it, and shutdown must not, but must still read that datagram.
 func TestListener_BatchWaitCloseEndsPause(t *testing.T) {
 	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 1, BatchWait: time.Hour, ReceiveBuffer: 1 << 20})
 	if err != nil {
@@ -496,6 +496,15 @@ func TestListener_BatchWaitCloseEndsPause(t *testing.T) {
 	}
 	cancel()
 	waitStopped(t, done, "after cancel during a pause")
+	// What the pause left queued was read before Run returned.
+	select {
+	case p := <-got:
+		if p != "during the pause" {
+			t.Fatalf("received %q, want %q", p, "during the pause")
+		}
+	default:
+		t.Fatal("the datagram queued during the pause was lost at shutdown")
+	}
 }
 
 // TestListener_BatchWaitNotPolled: with BatchWait, the socket a reader

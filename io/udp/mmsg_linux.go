@@ -156,7 +156,8 @@ func (r *reader) recv(fd uintptr) bool {
 // followed by a wait (see waitMore): at moderate rates a pause, during which
 // nothing wakes the process, so that one wakeup reads all that arrived. A
 // full batch is followed by another read at once, so a saturated socket
-// never waits.
+// never waits. When the Listener closes, what is queued is read first (see
+// drain).
 func (r *reader) run(h func(packet []byte)) error {
 	if r.fd >= 0 {
 		defer r.close()
@@ -166,6 +167,7 @@ func (r *reader) run(h func(packet []byte)) error {
 		if r.fd >= 0 {
 			select {
 			case <-r.closed:
+				r.drain(h)
 				return nil
 			default:
 			}
@@ -185,31 +187,54 @@ func (r *reader) run(h func(packet []byte)) error {
 		default:
 			return fmt.Errorf("udp: recvmmsg: %w", r.errno)
 		}
-		var packets, bytes, truncated uint64
-		for i := range r.n {
-			m := &r.msgs[i]
-			r.noteOverflow(r.control[i*controlSize : i*controlSize+min(int(m.Hdr.Controllen), controlSize)])
-			r.readCost += 2*int(m.Len) + queuedOverhead
-			if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
-				truncated++
-				continue
-			}
-			off, end := i*r.size, i*r.size+int(m.Len)
-			h(r.buf[off:end:end])
-			packets++
-			bytes += uint64(m.Len)
-		}
-		r.packets.Add(packets)
-		r.bytes.Add(bytes)
-		if truncated > 0 {
-			r.truncated.Add(truncated)
-		}
+		r.deliver(h)
 		r.sinceWait += r.n
 		if r.wait > 0 && r.n < len(r.msgs) {
 			if err := r.waitMore(); err != nil {
 				return err
 			}
 			r.sinceWait = 0
+		}
+	}
+}
+
+// deliver hands the r.n datagrams of the last read to h and counts them.
+func (r *reader) deliver(h func(packet []byte)) {
+	var packets, bytes, truncated uint64
+	for i := range r.n {
+		m := &r.msgs[i]
+		r.noteOverflow(r.control[i*controlSize : i*controlSize+min(int(m.Hdr.Controllen), controlSize)])
+		r.readCost += 2*int(m.Len) + queuedOverhead
+		if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
+			truncated++
+			continue
+		}
+		off, end := i*r.size, i*r.size+int(m.Len)
+		h(r.buf[off:end:end])
+		packets++
+		bytes += uint64(m.Len)
+	}
+	r.packets.Add(packets)
+	r.bytes.Add(bytes)
+	if truncated > 0 {
+		r.truncated.Add(truncated)
+	}
+}
+
+// drain reads what is queued when the Listener closes: a pause leaves up
+// to a pause's worth of datagrams in the socket, which closing it would
+// lose, where the server flushes what its readers handed over once they
+// return. It reads no more than the receive buffer holds, so that a
+// flood cannot hold shutdown up. Without BatchWait, Close closes the
+// socket under the reader, whose queue is then seldom more than a burst.
+func (r *reader) drain(h func(packet []byte)) {
+	for left := r.receiveBuffer / queuedOverhead; left > 0; left -= r.n {
+		if !r.recv(uintptr(r.fd)) || r.errno != 0 {
+			return
+		}
+		r.deliver(h)
+		if r.n < len(r.msgs) {
+			return
 		}
 	}
 }
