@@ -613,6 +613,7 @@ func TestServerOptions_Validate(t *testing.T) {
 	f(0.002, 2*time.Millisecond)
 	f(0.0005, 500*time.Microsecond)
 	f(0.1, 100*time.Millisecond)
+	f(0.5, 500*time.Millisecond)
 }
 
 func TestServerOptions_Validate_Failure(t *testing.T) {
@@ -627,7 +628,7 @@ func TestServerOptions_Validate_Failure(t *testing.T) {
 	f("local_host", func(o *ServerOptions) { o.LocalHost = "" })
 	f("batch_size", func(o *ServerOptions) { o.BatchSize = 0 })
 	f("batch_wait", func(o *ServerOptions) { o.BatchWait = -0.001 })
-	f("batch_wait", func(o *ServerOptions) { o.BatchWait = 0.11 })
+	f("batch_wait", func(o *ServerOptions) { o.BatchWait = 0.51 })
 	f("batch_wait", func(o *ServerOptions) { o.BatchWait = math.NaN() })
 	f("batch_wait", func(o *ServerOptions) { o.BatchWait = math.Inf(1) })
 }
