@@ -2,6 +2,7 @@ package push
 
 import (
 	"context"
+	"runtime"
 	"time"
 
 	"github.com/bucky3/bucky3/engine"
@@ -121,6 +122,12 @@ func (r *runner) flush(ctx context.Context, final bool) {
 		if !final {
 			n = min(n, budget)
 		}
+		// Encoding a flush of many series takes a while (~20 ms for 10k
+		// series to carbon). Where the agent has one CPU, the socket
+		// readers would share it evenly with the push that long and the
+		// kernel drop what no longer fits in their buffers; yielding
+		// between chunks lets a reader with datagrams waiting go first.
+		runtime.Gosched()
 		chunk := r.q.Peek(n)
 		sent, dropped, err := r.p.Push(ctx, chunk)
 		sent, dropped = clampDone(sent, dropped, len(chunk))
