@@ -35,15 +35,29 @@ func AppendLines(dst []byte, m *engine.Metric, mapping []string, now int64) []by
 	if m.Timestamp != 0 && m.Timestamp/1000 <= now {
 		ts = m.Timestamp / 1000
 	}
+	// The fields' paths differ only in the field's component: the first
+	// path is a template for the others, whose keys and tags it has
+	// already looked up and escaped (half of a timer's encoding).
+	tmpl := pathTemplate{start: -1}
 	for _, f := range m.Fields {
 		v, ok := f.Value.Float()
 		if !ok {
 			continue
 		}
 		start := len(dst)
-		dst = appendPath(dst, m, f.Name, mapping)
-		if len(dst) == start {
-			continue // every component empty: no path to write under
+		if tmpl.start >= 0 && f.Name != "" {
+			dst = append(dst, dst[tmpl.start:tmpl.fieldAt]...)
+			dst = appendComponent(dst, f.Name)
+			dst = append(dst, dst[tmpl.fieldEnd:tmpl.end]...)
+		} else {
+			var fieldAt, fieldEnd int
+			dst, fieldAt, fieldEnd = appendPath(dst, m, f.Name, mapping)
+			if len(dst) == start {
+				continue // every component empty: no path to write under
+			}
+			if fieldAt >= 0 {
+				tmpl = pathTemplate{start: start, fieldAt: fieldAt, fieldEnd: fieldEnd, end: len(dst)}
+			}
 		}
 		dst = append(dst, ' ')
 		dst = appendFloat(dst, v)
@@ -54,8 +68,16 @@ func AppendLines(dst []byte, m *engine.Metric, mapping []string, now int64) []by
 	return dst
 }
 
-func appendPath(dst []byte, m *engine.Metric, field string, mapping []string) []byte {
-	start := len(dst)
+// pathTemplate is where a path written into dst lies, dst[start:end], and
+// its field's component in it, dst[fieldAt:fieldEnd]; start is -1 for none.
+type pathTemplate struct{ start, fieldAt, fieldEnd, end int }
+
+// appendPath appends the path of m's field and returns where the field's
+// component went, dst[fieldAt:fieldEnd]. fieldAt is -1 unless the path has
+// that component exactly once: not for an empty field, nor for one that
+// name_mapping lists twice.
+func appendPath(dst []byte, m *engine.Metric, field string, mapping []string) (out []byte, fieldAt, fieldEnd int) {
+	start, added := len(dst), 0
 	add := func(v string) {
 		if v == "" {
 			return
@@ -65,12 +87,17 @@ func appendPath(dst []byte, m *engine.Metric, field string, mapping []string) []
 		}
 		dst = appendComponent(dst, v)
 	}
+	addField := func() {
+		add(field)
+		fieldAt, fieldEnd = len(dst)-len(field), len(dst)
+		added++
+	}
 	for _, k := range mapping {
 		switch k {
 		case bucketKey:
 			add(m.Bucket)
 		case valueKey:
-			add(field)
+			addField()
 		default:
 			if v, ok := m.Tag(k); ok {
 				add(v)
@@ -80,24 +107,32 @@ func appendPath(dst []byte, m *engine.Metric, field string, mapping []string) []
 	// Merge the sorted tags with the two pseudo-keys, skipping mapped keys.
 	special := [2]struct{ key, value string }{{bucketKey, m.Bucket}, {valueKey, field}}
 	si := 0
-	for _, t := range m.Tags {
-		for si < len(special) && special[si].key <= t.Key {
-			if !contains(mapping, special[si].key) {
+	addSpecial := func() {
+		if !contains(mapping, special[si].key) {
+			if special[si].key == valueKey {
+				addField()
+			} else {
 				add(special[si].value)
 			}
-			si++
+		}
+		si++
+	}
+	for _, t := range m.Tags {
+		for si < len(special) && special[si].key <= t.Key {
+			addSpecial()
 		}
 		if t.Key == bucketKey || t.Key == valueKey || contains(mapping, t.Key) {
 			continue
 		}
 		add(t.Value)
 	}
-	for ; si < len(special); si++ {
-		if !contains(mapping, special[si].key) {
-			add(special[si].value)
-		}
+	for si < len(special) {
+		addSpecial()
 	}
-	return dst
+	if added != 1 || field == "" {
+		return dst, -1, -1
+	}
+	return dst, fieldAt, fieldEnd
 }
 
 // appendComponent writes one path component, replacing the characters that

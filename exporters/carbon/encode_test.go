@@ -51,6 +51,42 @@ func TestAppendLines_Success(t *testing.T) {
 		nil, "m.v 1e-07 1700000100\n", "m.w 1e+21 1700000100\n")
 }
 
+// The lines of a metric's fields share one path but for the field's
+// component: wherever the mapping or the tags put it, whatever the
+// neighbouring components, however many fields there are, each line must
+// be the one a metric of that field alone gets.
+func TestAppendLines_FieldsSharePath(t *testing.T) {
+	fields := []engine.Field{
+		{Name: "s", Value: engine.String("skipped")}, num("count", 1), num("", 2), num("a.b", 3), num("", 4), num("mean*", 5),
+	}
+	tagSets := [][]engine.Tag{
+		nil,
+		{tag("a", "1"), tag("name", "n.x"), tag("z", "")},
+		{tag("bucket", "x"), tag("c", "y"), tag("value", "v"), tag("w", "2")},
+	}
+	mappings := [][]string{nil, {"value"}, {"bucket", "value", "name"}, {"name", "bucket"}, {"value", "value"}, {"z", "value", "c"}}
+	for _, bucket := range []string{"", "stats"} {
+		for _, tags := range tagSets {
+			for _, mapping := range mappings {
+				for n := 1; n <= len(fields); n++ {
+					for first := 0; first+n <= len(fields); first++ {
+						m := engine.Metric{Bucket: bucket, Tags: tags, Fields: fields[first : first+n], Timestamp: 1e12}
+						var want []byte
+						for _, f := range m.Fields {
+							alone := m
+							alone.Fields = []engine.Field{f}
+							want = AppendLines(want, &alone, mapping, now)
+						}
+						if got := AppendLines([]byte("x"), &m, mapping, now); string(got[1:]) != string(want) {
+							t.Fatalf("AppendLines(%+v, %q)\n got %q\nwant %q", m, mapping, got[1:], want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestAppendLines_Failure(t *testing.T) {
 	f := func(m engine.Metric) {
 		t.Helper()
