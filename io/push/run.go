@@ -122,11 +122,12 @@ func (r *runner) flush(ctx context.Context, final bool) {
 		if !final {
 			n = min(n, budget)
 		}
-		// Encoding a flush of many series takes a while (~20 ms for 10k
-		// series to carbon). Where the agent has one CPU, the socket
-		// readers would share it evenly with the push that long and the
-		// kernel drop what no longer fits in their buffers; yielding
-		// between chunks lets a reader with datagrams waiting go first.
+		// Encoding a flush of many series takes a while (10k series to
+		// carbon: 10–20 ms of CPU). Where the agent has one CPU, the socket
+		// readers would share it evenly with the push meanwhile, as they
+		// did with the table's flush before it yielded between stripes;
+		// yielding between chunks lets a reader with datagrams waiting
+		// go first.
 		runtime.Gosched()
 		chunk := r.q.Peek(n)
 		sent, dropped, err := r.p.Push(ctx, chunk)
