@@ -11,8 +11,9 @@
 // many bursts of datagrams instead of each costing a wakeup; during it the
 // socket is in no epoll set, so nothing wakes the process. A full batch is
 // followed by another read at once, so a saturated socket never waits; a
-// pause ends early when the receive buffer could otherwise fill; an idle
-// socket is blocked on until a datagram arrives; Close ends a wait at once.
+// pause runs in steps sized by the rate, and ends early when the socket's
+// queue shows the load rising or stopped; an idle socket is blocked on
+// until a datagram arrives; Close ends a wait at once.
 // Without BatchWait, an empty read parks the reader in the runtime poller.
 
 // Inflater is the bounded zlib/gzip decompression shared by the StatsD and

@@ -407,13 +407,97 @@ func TestListener_BatchWaitOnlyAfterShortReads(t *testing.T) {
 	}
 	// The socket is drained: the empty read after the full batches starts
 	// a pause, not of an hour but as long as a sixteenth of the buffer
-	// takes to fill at the rate just read. The read after it finds
-	// nothing: the reader waits on the idle socket until "late" arrives.
-	send("late")
-	receive("late")
+	// takes to fill at the rate just read, and in steps of that length
+	// while a quarter of the buffer is not queued. A burst of more than a
+	// quarter (64 datagrams at 832 bytes as the kernel counts them, of
+	// 128 KiB) must end it, whatever state it finds the reader in.
+	for i := range 64 {
+		send("late " + strconv.Itoa(i))
+	}
+	for i := range 64 {
+		receive("late " + strconv.Itoa(i))
+	}
 	// Shutdown must end whichever wait follows.
 	cancel()
 	waitStopped(t, done, "after cancel while its reader waited")
+}
+
+// TestListener_BatchWaitSteps: a pause goes on, step after step, while
+// datagrams trickle in, until BatchWait has passed. A handler that takes
+// 5 ms makes the first step ~50 ms (8 KiB, a sixteenth of the buffer, at
+// one datagram per 5 ms); a datagram that arrives during it finds the
+// queue far from a quarter full, so the pause lasts the whole second.
+func TestListener_BatchWaitSteps(t *testing.T) {
+	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 1, BatchWait: time.Second, ReceiveBuffer: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := dial(t, l.Addr())
+	// Queued before Run: a load under way, not one waking an idle socket.
+	if _, err := conn.Write([]byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Run(ctx, func(int) func([]byte) {
+			return func(p []byte) {
+				got <- string(p)
+				if string(p) == "first" {
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		})
+	}()
+	if p := <-got; p != "first" {
+		t.Fatalf("received %q, want first", p)
+	}
+	// Sent while "first" is handled: queued before the pause begins.
+	start := time.Now()
+	if _, err := conn.Write([]byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-got:
+		if waited := time.Since(start); waited < 400*time.Millisecond {
+			t.Fatalf("%q read after %v: the pause ended with its first step", p, waited)
+		}
+	case <-time.After(failAfter):
+		t.Fatal("second not received: the pause outlasted BatchWait")
+	}
+	cancel()
+	waitStopped(t, done, "after cancel")
+}
+
+// TestListener_BatchWaitStopsWhenLoadStops: a step after which nothing is
+// queued ends the pause (the load has stopped) and the reader then waits
+// on its idle socket: a datagram that comes later is read at once, not
+// after BatchWait.
+func TestListener_BatchWaitStopsWhenLoadStops(t *testing.T) {
+	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 1, BatchWait: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := dial(t, l.Addr())
+	// Queued before Run: the pause after it is sized by its rate (a step
+	// of a few ms at most), not the short one after an idle spell.
+	if _, err := conn.Write([]byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx, func(int) func([]byte) { return func(p []byte) { got <- string(p) } }) }()
+	if p := <-got; p != "first" {
+		t.Fatalf("received %q, want first", p)
+	}
+	time.Sleep(200 * time.Millisecond)
+	roundTrip(t, conn, got, "after the load stopped", ": the reader went on pausing with nothing queued")
+	cancel()
+	waitStopped(t, done, "after cancel")
 }
 
 // TestListener_BatchWaitIdle: on an idle socket the reader waits for the
@@ -437,7 +521,7 @@ func TestListener_BatchWaitIdle(t *testing.T) {
 }
 
 // TestListener_BatchWaitCloseEndsPause: a slow handler makes the rate
-// read low, so a pause is long (~16 s: 128 KiB, a sixteenth of the
+// read low, so a pause is long (~17 s: 128 KiB, a sixteenth of the
 // buffer, at one datagram per 100 ms); a datagram sent meanwhile waits
 // for it, and shutdown must not, but must still read that datagram.
 func TestListener_BatchWaitCloseEndsPause(t *testing.T) {
@@ -445,24 +529,6 @@ func TestListener_BatchWaitCloseEndsPause(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan string, 3)
-	handling, release := make(chan struct{}), make(chan struct{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- l.Run(ctx, func(int) func([]byte) {
-			return func(p []byte) {
-				if string(p) == "first" {
-					handling <- struct{}{}
-					<-release
-				} else {
-					time.Sleep(100 * time.Millisecond)
-				}
-				got <- string(p)
-			}
-		})
-	}()
 	conn := dial(t, l.Addr())
 	send := func(msg string) {
 		t.Helper()
@@ -470,23 +536,28 @@ func TestListener_BatchWaitCloseEndsPause(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// "first" wakes the reader on its idle socket; "second", queued while
-	// "first" is handled, is read after the short first pause, and the
-	// pause after it is sized by the slow rate of reading it.
+	// Queued before Run, so that the first read finds it: a load already
+	// under way, not one that wakes an idle socket (whose first pause is
+	// short).
 	send("first")
+	got := make(chan string, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- l.Run(ctx, func(int) func([]byte) {
+			return func(p []byte) {
+				if string(p) == "first" {
+					time.Sleep(100 * time.Millisecond)
+				}
+				got <- string(p)
+			}
+		})
+	}()
 	select {
-	case <-handling:
+	case <-got:
 	case <-time.After(failAfter):
 		t.Fatal("datagram not received")
-	}
-	send("second")
-	close(release)
-	for range 2 {
-		select {
-		case <-got:
-		case <-time.After(failAfter):
-			t.Fatal("datagram not received")
-		}
 	}
 	send("during the pause")
 	select {
@@ -608,7 +679,7 @@ func TestServerOptions_Validate(t *testing.T) {
 			t.Fatalf("batch_wait %v: Config().BatchWait = %v, want %v", wait, got, want)
 		}
 	}
-	f(DefaultServerOptions("", false).BatchWait, 100*time.Millisecond)
+	f(DefaultServerOptions("", false).BatchWait, 300*time.Millisecond)
 	f(0, 0)
 	f(0.002, 2*time.Millisecond)
 	f(0.0005, 500*time.Microsecond)

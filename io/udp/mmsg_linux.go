@@ -242,28 +242,63 @@ func (r *reader) drain(h func(packet []byte)) {
 // waitMore waits after a read that drained the socket: a pause of up to
 // r.wait, or until the socket is readable when it is idle.
 //
-// What arrives during a pause must fit in the receive buffer, so at the
-// rate read since the previous wait began a pause lasts at most as long as
-// it takes to fill 1/pauseShare of it. An idle socket (nothing read since
-// the last wait) is waited on until a datagram arrives, which costs
-// nothing meanwhile. The rate read before the idle spell says nothing
-// about the load that ends it, so the pause after it lasts at most
-// firstPause, and the rate read over that one sizes the next.
+// What arrives during a pause must fit in the receive buffer, so a pause
+// runs in steps. The first lasts as long as 1/pauseShare of the buffer
+// takes to fill at the rate read since the previous wait began. After
+// each, the socket's queue gives the rate since the pause began, and the
+// next step lasts as long as 1/pauseShare of the room left takes to fill
+// at that rate, so that a load rising pauseShare-fold within any step
+// still fits. The pause goes on while the queue holds at most
+// 1/queueShare of the buffer, and ends when nothing is queued: the load
+// has stopped. An idle socket (nothing read since the last wait) is
+// waited on until a datagram arrives, which costs nothing meanwhile. The
+// rate read before the idle spell says nothing about the load that ends
+// it, so the pause after it is one step of at most firstPause, and the
+// rate read over that one sizes the next.
 func (r *reader) waitMore() error {
 	now := time.Now()
 	idle := r.sinceWait == 0
-	d := r.wait
+	step := r.wait
 	if r.woke {
-		d = min(d, firstPause)
-	} else if fill := time.Duration(float64(now.Sub(r.drainedAt)) * float64(r.receiveBuffer/pauseShare) / float64(max(r.readCost, 1))); fill < d {
-		d = fill
+		step = min(step, firstPause)
+	} else if fill := time.Duration(float64(now.Sub(r.drainedAt)) * float64(r.receiveBuffer/pauseShare) / float64(max(r.readCost, 1))); fill < step {
+		step = fill
 	}
+	afterIdle := r.woke
 	r.woke, r.readCost, r.drainedAt = idle, 0, now
 	if idle {
 		return r.poll()
 	}
-	r.pause(d)
-	return nil
+	for {
+		if !r.pause(step) || afterIdle {
+			return nil
+		}
+		// The queue since the pause began gives the rate now, in the
+		// kernel's own units; nothing queued means the load has stopped,
+		// and the read that ends the pause finds the socket idle.
+		queued, ok := r.queued()
+		elapsed := time.Since(now)
+		left := r.wait - elapsed
+		if !ok || queued == 0 || queued > r.receiveBuffer/queueShare || left <= 0 {
+			return nil
+		}
+		room := r.receiveBuffer - queued
+		step = min(left, time.Duration(float64(elapsed)*float64(room/pauseShare)/float64(queued)))
+	}
+}
+
+// queued returns what the socket's queued datagrams are charged against
+// its receive buffer (SO_MEMINFO), or false if the kernel does not say.
+// The call is raw for the reason given at recv.
+func (r *reader) queued() (int, bool) {
+	var info [unix.SK_MEMINFO_VARS]uint32
+	size := uint32(unsafe.Sizeof(info))
+	_, _, errno := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(r.fd), unix.SOL_SOCKET, unix.SO_MEMINFO,
+		uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
+	if errno != 0 || size < 4 {
+		return 0, false
+	}
+	return int(info[unix.SK_MEMINFO_RMEM_ALLOC]), true
 }
 
 // poll waits until the socket is readable or the Listener is closed.
@@ -280,26 +315,37 @@ func (r *reader) poll() error {
 }
 
 // pause waits d, or less if the Listener is closed meanwhile, so that
-// shutdown never waits for a pause to end. A reused timer and a select
-// cost no more CPU than time.Sleep (measured: ~33 µs per 1 ms wait either
-// way, nearly all of it the wakeup) and allocate nothing.
-func (r *reader) pause(d time.Duration) {
+// shutdown never waits for a pause to end; it returns false then. A reused
+// timer and a select cost no more CPU than time.Sleep (measured: ~33 µs
+// per 1 ms wait either way, nearly all of it the wakeup) and allocate
+// nothing.
+func (r *reader) pause(d time.Duration) bool {
 	r.timer.Reset(d)
 	select {
 	case <-r.timer.C:
+		return true
 	case <-r.closed:
 		r.timer.Stop()
+		return false
 	}
 }
 
-// pauseShare: a pause may fill 1/pauseShare of the receive buffer, at the
-// rate read before it. The rest absorbs what arrives while the reader
-// catches up and while other goroutines hold the CPU (a flush): with a
-// quarter, loadgen at 2.6M lines/s against 16 MiB lost 2.5–4.3k datagrams
-// at some flushes, where without pauses it lost none. A sixteenth still
-// lets a pause last the full 0.1 s up to ~10 MB/s of buffer (~90k lines/s
-// at 20 lines a datagram).
+// pauseShare: a step of a pause may fill 1/pauseShare of the room left
+// in the receive buffer, at the rate measured before it. The rest absorbs
+// a rise in the load and what arrives while the reader catches up and
+// while other goroutines hold the CPU (a flush): with a quarter, loadgen
+// at 2.6M lines/s against 16 MiB lost 2.5–4.3k datagrams at some flushes,
+// where without pauses it lost none.
 const pauseShare = 16
+
+// queueShare: a pause goes on by another step while the socket's queue
+// holds at most 1/queueShare of the receive buffer; past that it reads,
+// keeping the rest for a surge and for what arrives while other goroutines
+// hold the CPU. The steps (about five reach a quarter at a steady rate)
+// let a pause last 0.3 s up to ~14 MB/s
+// of buffer: ~120k lines/s of bench/loadgen's 20-line datagrams, 2304
+// bytes each as the kernel counts them, against 16 MiB.
+const queueShare = 4
 
 // firstPause bounds the pause after an idle spell. Even a load that
 // starts at the most the reader can read (~450 MB/s of buffer on loopback

@@ -8,13 +8,12 @@ import (
 )
 
 // defaultBatchWait and maxBatchWait are batch_wait's default and bound, in
-// seconds. A reader cuts a pause short when the rate it reads at would
-// fill a sixteenth of its receive buffer sooner, so a longer pause needs a
-// larger buffer to last at a given rate (at 100k lines/s of 20-line
-// datagrams, 0.1 s with 8 MiB, 0.3 s with 32 MiB); but the rate may rise
-// during a pause, and what a pause delays lands in the next flush.
+// seconds. A reader pauses in steps while its socket's queue holds at most
+// a quarter of the receive buffer, so a longer pause needs a larger buffer
+// to last at a given rate (0.3 s at 100k lines/s of 20-line datagrams
+// with the default 8 MiB); and what a pause delays lands in the next flush.
 const (
-	defaultBatchWait = 0.1
+	defaultBatchWait = 0.3
 	maxBatchWait     = 0.5
 )
 
@@ -37,10 +36,9 @@ type ServerOptions struct {
 	// MaxDecompressedBytes bounds what one datagram may inflate to.
 	MaxDecompressedBytes int `toml:"max_decompressed_bytes"`
 	// BatchWait is Config.BatchWait in seconds, in [0, 0.5]. The default,
-	// 0.1, takes 20% less CPU than 0 under bench/loadgen's bursts at 100k
-	// lines/s and half as much when the same load arrives a few datagrams
-	// at a time; 0.3 with receive_buffer 32 MiB, another 17% (see
-	// bench/RESULTS.md).
+	// 0.3, takes ~15% less CPU than 0.1 under bench/loadgen's bursts at
+	// 100k lines/s, and 0.1 20% less than 0, half as much when the same
+	// load arrives a few datagrams at a time (see bench/RESULTS.md).
 	BatchWait float64 `toml:"batch_wait"`
 }
 
