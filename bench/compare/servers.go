@@ -20,7 +20,7 @@ type counts struct {
 	counterSum float64 // flushed counter values (every counter line sends 1)
 	timerCount float64 // flushed timer sample counts
 	selfLines  float64 // lines the server says it read
-	selfDrops  float64 // datagrams the server saw the kernel drop (SO_RXQ_OVFL)
+	selfDrops  float64 // datagrams the server saw the kernel drop (its socket drop count)
 }
 
 // env is one run's surroundings: ports, the sink, the configuration.

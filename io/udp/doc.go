@@ -3,7 +3,7 @@
 // drains each with recvmmsg into a preallocated batch of buffers, and calls
 // the caller's per-reader function for every datagram on the reader's own
 // goroutine — no copy, no channel hop, no allocation per datagram. The
-// kernel's drop count (SO_RXQ_OVFL) and truncated datagrams are counted for
+// kernel's drop count (SO_MEMINFO) and truncated datagrams are counted for
 // the self report.
 //
 // A read that drains its socket (fewer datagrams than BatchSize) is followed
@@ -20,5 +20,5 @@
 // JSON servers (try_decompress): it never inflates past a fixed bound, so a
 // compression bomb costs at most that much memory.
 //
-// The Listener is Linux only (recvmmsg, SO_RXQ_OVFL); Inflater is portable.
+// The Listener is Linux only (recvmmsg, SO_MEMINFO); Inflater is portable.
 package udp

@@ -128,8 +128,8 @@ type Listener struct {
 	closeErr  error
 }
 
-// Listen opens cfg.Readers sockets bound to cfg.Addr with SO_REUSEPORT,
-// SO_RXQ_OVFL and the requested receive buffer, and preallocates each
+// Listen opens cfg.Readers sockets bound to cfg.Addr with SO_REUSEPORT and
+// the requested receive buffer, and preallocates each
 // reader's batch (BatchSize × MaxPacketSize bytes; pages the kernel never
 // writes to stay untouched). Nothing is read until Run.
 func Listen(cfg Config) (*Listener, error) {
@@ -268,8 +268,9 @@ func (l *Listener) Truncated() uint64 {
 }
 
 // Dropped returns the number of datagrams the kernel dropped because a
-// socket's receive buffer was full. The kernel reports its counter with the
-// datagrams that follow a drop, so drops show up once traffic resumes.
+// socket's receive buffer was full. A reader reads the kernel's count
+// (SO_MEMINFO) when a read drains its socket and every 64 reads of one
+// that stays full, so drops show up as soon as the reader has caught up.
 func (l *Listener) Dropped() uint64 { return l.sum(func(r *reader) uint64 { return r.dropped.Load() }) }
 
 func (l *Listener) sum(f func(*reader) uint64) uint64 {
@@ -281,14 +282,11 @@ func (l *Listener) sum(f func(*reader) uint64) uint64 {
 }
 
 // setSockopts prepares a socket before bind: SO_REUSEPORT so that the
-// readers share the address, SO_RXQ_OVFL for the drop count, and the
-// receive buffer — forced past rmem_max when the process is allowed to.
+// readers share the address, and the receive buffer — forced past
+// rmem_max when the process is allowed to.
 func setSockopts(fd, receiveBuffer int) error {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
 		return fmt.Errorf("SO_REUSEPORT: %w", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1); err != nil {
-		return fmt.Errorf("SO_RXQ_OVFL: %w", err)
 	}
 	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer) == nil {
 		return nil
