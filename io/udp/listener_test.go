@@ -422,33 +422,10 @@ func TestListener_BatchWaitOnlyAfterShortReads(t *testing.T) {
 // one datagram per 5 ms); a datagram that arrives during it finds the
 // queue far from a quarter full, so the pause lasts the whole second.
 func TestListener_BatchWaitSteps(t *testing.T) {
-	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 1, BatchWait: time.Second, ReceiveBuffer: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := dial(t, l.Addr())
-	// Queued before Run: a load under way, not one waking an idle socket.
-	if _, err := conn.Write([]byte("first")); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan string, 2)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- l.Run(ctx, func(int) func([]byte) {
-			return func(p []byte) {
-				got <- string(p)
-				if string(p) == "first" {
-					time.Sleep(5 * time.Millisecond)
-				}
-			}
-		})
-	}()
+	conn, got, cancel, done := runUnderWay(t, Config{BatchWait: time.Second, ReceiveBuffer: 64 << 10}, 5*time.Millisecond)
 	if p := <-got; p != "first" {
 		t.Fatalf("received %q, want first", p)
 	}
-	// Sent while "first" is handled: queued before the pause begins.
 	start := time.Now()
 	if _, err := conn.Write([]byte("second")); err != nil {
 		t.Fatal(err)
@@ -470,21 +447,8 @@ func TestListener_BatchWaitSteps(t *testing.T) {
 // on its idle socket: a datagram that comes later is read at once, not
 // after BatchWait.
 func TestListener_BatchWaitStopsWhenLoadStops(t *testing.T) {
-	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 1, BatchWait: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := dial(t, l.Addr())
-	// Queued before Run: the pause after it is sized by its rate (a step
-	// of a few ms at most), not the short one after an idle spell.
-	if _, err := conn.Write([]byte("first")); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan string)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx, func(int) func([]byte) { return func(p []byte) { got <- string(p) } }) }()
+	// The pause after "first" is sized by its rate: a step of a few ms.
+	conn, got, cancel, done := runUnderWay(t, Config{BatchWait: time.Hour}, 0)
 	if p := <-got; p != "first" {
 		t.Fatalf("received %q, want first", p)
 	}
@@ -492,6 +456,39 @@ func TestListener_BatchWaitStopsWhenLoadStops(t *testing.T) {
 	roundTrip(t, conn, got, "after the load stopped", ": the reader went on pausing with nothing queued")
 	cancel()
 	waitStopped(t, done, "after cancel")
+}
+
+// runUnderWay listens on 127.0.0.1 with one reader and cfg, queues "first"
+// before Run, so that the first read finds it (a load under way, not one
+// that wakes an idle socket, whose first pause is short), and runs the
+// Listener with a handler that passes each datagram to got, after taking
+// firstTakes over "first". cancel stops Run, whose result done carries.
+func runUnderWay(t *testing.T, cfg Config, firstTakes time.Duration) (conn *net.UDPConn, got <-chan string, cancel func(), done <-chan error) {
+	t.Helper()
+	cfg.Addr, cfg.Readers = "127.0.0.1:0", 1
+	l, err := Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn = dial(t, l.Addr())
+	if _, err := conn.Write([]byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	received := make(chan string, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	stopped := make(chan error, 1)
+	go func() {
+		stopped <- l.Run(ctx, func(int) func([]byte) {
+			return func(p []byte) {
+				if string(p) == "first" {
+					time.Sleep(firstTakes)
+				}
+				received <- string(p)
+			}
+		})
+	}()
+	return conn, received, cancel, stopped
 }
 
 // TestListener_BatchWaitIdle: on an idle socket the reader waits for the
@@ -519,41 +516,15 @@ func TestListener_BatchWaitIdle(t *testing.T) {
 // buffer, at one datagram per 100 ms); a datagram sent meanwhile waits
 // for it, and shutdown must not, but must still read that datagram.
 func TestListener_BatchWaitCloseEndsPause(t *testing.T) {
-	l, err := Listen(Config{Addr: "127.0.0.1:0", Readers: 1, BatchWait: time.Hour, ReceiveBuffer: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := dial(t, l.Addr())
-	send := func(msg string) {
-		t.Helper()
-		if _, err := conn.Write([]byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Queued before Run, so that the first read finds it: a load already
-	// under way, not one that wakes an idle socket (whose first pause is
-	// short).
-	send("first")
-	got := make(chan string, 2)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- l.Run(ctx, func(int) func([]byte) {
-			return func(p []byte) {
-				if string(p) == "first" {
-					time.Sleep(100 * time.Millisecond)
-				}
-				got <- string(p)
-			}
-		})
-	}()
+	conn, got, cancel, done := runUnderWay(t, Config{BatchWait: time.Hour, ReceiveBuffer: 1 << 20}, 100*time.Millisecond)
 	select {
 	case <-got:
 	case <-time.After(failAfter):
 		t.Fatal("datagram not received")
 	}
-	send("during the pause")
+	if _, err := conn.Write([]byte("during the pause")); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case p := <-got:
 		t.Fatalf("received %q at once: the reader did not pause after a short read", p)
