@@ -426,7 +426,7 @@ func TestListener_BatchWaitSteps(t *testing.T) {
 	if p := <-got; p != "first" {
 		t.Fatalf("received %q, want first", p)
 	}
-	start := time.Now()
+	start := time.Now() // "first" is still being handled
 	if _, err := conn.Write([]byte("second")); err != nil {
 		t.Fatal(err)
 	}
@@ -447,8 +447,10 @@ func TestListener_BatchWaitSteps(t *testing.T) {
 // on its idle socket: a datagram that comes later is read at once, not
 // after BatchWait.
 func TestListener_BatchWaitStopsWhenLoadStops(t *testing.T) {
-	// The pause after "first" is sized by its rate: a step of a few ms.
-	conn, got, cancel, done := runUnderWay(t, Config{BatchWait: time.Hour}, 0)
+	// The pause after "first" is sized by its rate, and with the smallest
+	// buffer its first step is shorter than the read took: nothing else
+	// arrives during it, however slow the machine.
+	conn, got, cancel, done := runUnderWay(t, Config{BatchWait: time.Hour, ReceiveBuffer: 4096}, 0)
 	if p := <-got; p != "first" {
 		t.Fatalf("received %q, want first", p)
 	}
@@ -461,8 +463,10 @@ func TestListener_BatchWaitStopsWhenLoadStops(t *testing.T) {
 // runUnderWay listens on 127.0.0.1 with one reader and cfg, queues "first"
 // before Run, so that the first read finds it (a load under way, not one
 // that wakes an idle socket, whose first pause is short), and runs the
-// Listener with a handler that passes each datagram to got, after taking
-// firstTakes over "first". cancel stops Run, whose result done carries.
+// Listener with a handler that passes each datagram to got, then spends
+// firstTakes on "first": what the test sends on receiving it is queued
+// before the pause that follows. cancel stops Run, whose result done
+// carries.
 func runUnderWay(t *testing.T, cfg Config, firstTakes time.Duration) (conn *net.UDPConn, got <-chan string, cancel func(), done <-chan error) {
 	t.Helper()
 	cfg.Addr, cfg.Readers = "127.0.0.1:0", 1
@@ -481,10 +485,10 @@ func runUnderWay(t *testing.T, cfg Config, firstTakes time.Duration) (conn *net.
 	go func() {
 		stopped <- l.Run(ctx, func(int) func([]byte) {
 			return func(p []byte) {
+				received <- string(p)
 				if string(p) == "first" {
 					time.Sleep(firstTakes)
 				}
-				received <- string(p)
 			}
 		})
 	}()
