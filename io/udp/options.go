@@ -36,7 +36,7 @@ type ServerOptions struct {
 	// MaxDecompressedBytes bounds what one datagram may inflate to.
 	MaxDecompressedBytes int `toml:"max_decompressed_bytes"`
 	// BatchWait is Config.BatchWait in seconds, in [0, 0.5]. The default,
-	// 0.3, takes ~15% less CPU than 0.1 under bench/loadgen's bursts at
+	// 0.3, takes ~8% less CPU than 0.1 under bench/loadgen's bursts at
 	// 100k lines/s, and 0.1 20% less than 0, half as much when the same
 	// load arrives a few datagrams at a time (see bench/RESULTS.md).
 	BatchWait float64 `toml:"batch_wait"`
