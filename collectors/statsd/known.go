@@ -18,16 +18,20 @@ import (
 // series with the same tags and rate over and over.
 //
 // The memo is set associative: a shape's hash picks a set of knownWays
-// slots, whose hashes share one cache line, and a new shape evicts a slot
+// slots, whose entries share one cache line, and a new shape evicts a slot
 // of its set not hit since the clock hand last passed (CLOCK). Memory
 // stays bounded (knownSlots shapes of at most maxShapeLen bytes) however
 // many series there are, and a slot reuses its buffer, so evictions do not
 // allocate either.
 type knownLines struct {
-	// hashes[i] is the hash of lines[i]'s shape, 0 for an empty slot.
-	hashes []uint64
-	lines  []knownLine
-	sets   []clock
+	// entries[i] is the entry of slot i: its shape hash's tag bits and
+	// the index in lines of what it holds (see entryOf), 0 for an empty
+	// slot. lines is filled in the order shapes arrive, not by hash, so
+	// that the lines of a datagram, which clients send in the same order
+	// every time, find their slots next to each other in memory.
+	entries []uint64
+	lines   []knownLine
+	sets    []clock
 	// seed keys the shapes' hashes: maphash hashes a shape in half the
 	// time xxhash takes (7 against 14 ns for 80 bytes, measured on the
 	// benchmark machine; a line's hash was ~9% of the agent's CPU at 3M
@@ -51,10 +55,10 @@ type knownLines struct {
 	sparse        bool
 	random        uint64 // xorshift state
 	lookups, hits uint32 // in the current window
-	filled        int    // slots ever filled
+	filled        int    // slots ever filled, the next free index in lines
 }
 
-// The memo's size: 32768 × ~90 bytes plus the shapes, ~5 MiB per reader
+// The memo's size: 32768 × ~100 bytes plus the shapes, ~5 MiB per reader
 // when full. Sets of 8 keep all but ~0.1% of 10k series, where 2-way sets
 // lost 12% of them to conflicts (measured: 88% hits under bench/loadgen's
 // 10k series), and up to ~25k series mostly.
@@ -63,6 +67,18 @@ const (
 	knownSets  = 4096
 	knownSlots = knownWays * knownSets
 )
+
+// An entry keeps its index in lines in the bits of lineMask and the shape
+// hash's other bits (its tag) above them, with the lowest of those set so
+// that no entry is 0. A tag that matches is confirmed by comparing the
+// shapes.
+const lineMask = knownSlots - 1 // knownSlots is a power of two
+
+// entryOf returns the entry of the shape hash h stored at line.
+func entryOf(h uint64, line int) uint64 { return h&^lineMask | knownSlots | uint64(line) }
+
+// tagMatches reports whether entry e may hold the shape hash h.
+func tagMatches(e, h uint64) bool { return e&^lineMask == h&^lineMask|knownSlots }
 
 // The sparse mode's window and thresholds (see knownLines.sparse).
 const (
@@ -101,8 +117,9 @@ type pending struct {
 	// too long one, or sparse mode skips it.
 	shape []byte
 	hash  uint64 // never 0
-	// slot is where load found the hash, -1 for nowhere: a hint for find,
-	// as remembering an earlier line of the batch may have changed it.
+	// slot is where load found the hash's tag, -1 for nowhere: a hint
+	// for find, as remembering an earlier line of the batch may have
+	// changed it.
 	slot int
 }
 
@@ -115,13 +132,13 @@ type clock struct {
 
 func newKnownLines() *knownLines {
 	return &knownLines{
-		hashes: make([]uint64, knownSlots),
-		lines:  make([]knownLine, knownSlots),
-		sets:   make([]clock, knownSets),
-		seed:   maphash.MakeSeed(),
-		batch:  make([]pending, 0, batchLines),
-		shapes: make([]byte, 0, batchLines*(maxShapeLen+8)),
-		random: 0x9e3779b97f4a7c15,
+		entries: make([]uint64, knownSlots),
+		lines:   make([]knownLine, knownSlots),
+		sets:    make([]clock, knownSets),
+		seed:    maphash.MakeSeed(),
+		batch:   make([]pending, 0, batchLines),
+		shapes:  make([]byte, 0, batchLines*(maxShapeLen+8)),
+		random:  0x9e3779b97f4a7c15,
 	}
 }
 
@@ -149,7 +166,7 @@ func (k *knownLines) load(packet []byte) []byte {
 		if k.shapes, p.values, ok = parse.AppendShape(k.shapes, p.line); ok && len(k.shapes)-start <= maxShapeLen {
 			p.shape = k.shapes[start:len(k.shapes):len(k.shapes)]
 			p.hash = max(maphash.Bytes(k.seed, p.shape), 1)
-			prefetch(uintptr(unsafe.Pointer(&k.hashes[setOf(p.hash)*knownWays])))
+			prefetch(uintptr(unsafe.Pointer(&k.entries[setOf(p.hash)*knownWays])))
 		} else {
 			k.shapes = k.shapes[:start]
 		}
@@ -158,8 +175,8 @@ func (k *knownLines) load(packet []byte) []byte {
 	for i := range k.batch {
 		if p := &k.batch[i]; p.shape != nil {
 			if p.slot = k.slotOf(p); p.slot >= 0 {
-				// A slot is 88 bytes: most straddle two cache lines.
-				at := uintptr(unsafe.Pointer(&k.lines[p.slot]))
+				// A knownLine (96 bytes) spans two cache lines.
+				at := uintptr(unsafe.Pointer(&k.lines[k.entries[p.slot]&lineMask]))
 				prefetch(at)
 				prefetch(at + unsafe.Sizeof(knownLine{}) - 1)
 			}
@@ -167,7 +184,7 @@ func (k *knownLines) load(packet []byte) []byte {
 	}
 	for i := range k.batch {
 		if p := &k.batch[i]; p.slot >= 0 {
-			kl := &k.lines[p.slot]
+			kl := &k.lines[k.entries[p.slot]&lineMask]
 			prefetch(uintptr(unsafe.Pointer(unsafe.SliceData(kl.shape))))
 			series, sample := kl.ref.Hints()
 			prefetch(series)
@@ -190,11 +207,11 @@ func (k *knownLines) skip() bool {
 	return k.random%sparseEvery != 0
 }
 
-// slotOf returns the slot whose hash is p's, -1 for none.
+// slotOf returns the slot whose tag is p's hash's, -1 for none.
 func (k *knownLines) slotOf(p *pending) int {
 	set := setOf(p.hash)
-	for way, h := range k.hashes[set*knownWays:][:knownWays] {
-		if h == p.hash {
+	for way, e := range k.entries[set*knownWays:][:knownWays] {
+		if tagMatches(e, p.hash) {
 			return set*knownWays + way
 		}
 	}
@@ -211,17 +228,18 @@ func (k *knownLines) find(p *pending) *knownLine {
 		k.lookups, k.hits = 0, 0
 	}
 	slot := p.slot
-	if slot < 0 || k.hashes[slot] != p.hash {
+	if slot < 0 || !tagMatches(k.entries[slot], p.hash) {
 		if slot = k.slotOf(p); slot < 0 {
 			return nil
 		}
 	}
-	if string(k.lines[slot].shape) != string(p.shape) {
+	kl := &k.lines[k.entries[slot]&lineMask]
+	if string(kl.shape) != string(p.shape) {
 		return nil
 	}
 	k.sets[slot/knownWays].used |= 1 << (slot % knownWays)
 	k.hits++
-	return &k.lines[slot]
+	return kl
 }
 
 // setOf returns the set of a hash, which its top bits pick.
@@ -247,11 +265,13 @@ func (k *knownLines) remember(p *pending, s *parse.Sample, bareTags uint32) *kno
 	c.used |= 1 << way
 	c.hand = (c.hand + 1) % knownWays
 	i := set*knownWays + int(way)
-	if k.hashes[i] == 0 {
+	line := int(k.entries[i] & lineMask)
+	if k.entries[i] == 0 {
+		line = k.filled
 		k.filled++
 	}
-	k.hashes[i] = p.hash
-	kl := &k.lines[i]
+	k.entries[i] = entryOf(p.hash, line)
+	kl := &k.lines[line]
 	kl.shape = append(kl.shape[:0], p.shape...)
 	kl.rate, kl.bareTags, kl.typ = s.Rate, uint16(bareTags), s.Type
 	return kl

@@ -3,6 +3,7 @@ package statsd
 import (
 	"bytes"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -118,6 +119,60 @@ func TestKnownLines_Evictions(t *testing.T) {
 		datagrams = append(datagrams, []byte(b.String()))
 	}
 	sameAsParser(t, DefaultOptions(), 2, datagrams...)
+}
+
+// TestKnownLines_ArrivalOrder checks that shapes take the memo's lines in
+// the order they arrive, whatever their hashes, and that shapes evicted
+// later hand their lines on rather than taking new ones.
+func TestKnownLines_ArrivalOrder(t *testing.T) {
+	k := newKnownLines()
+	var s parse.Sample
+	see := func(line string) *knownLine {
+		k.load([]byte(line))
+		p := &k.batch[0]
+		kl := k.find(p)
+		if kl == nil {
+			if parser := (parse.StatsD{}); parser.ParseLine(p.line, testNowMs, &s) != nil {
+				t.Fatalf("%q: %v", line, parser.ParseLine(p.line, testNowMs, &s))
+			}
+			kl = k.remember(p, &s, 0)
+		}
+		return kl
+	}
+	lineOf := func(kl *knownLine) int {
+		for i := range k.lines {
+			if &k.lines[i] == kl {
+				return i
+			}
+		}
+		return -1
+	}
+	for i := range 100 {
+		if line := lineOf(see(fmt.Sprintf("c_%d:1|c", i))); line != i {
+			t.Fatalf("shape %d remembered at line %d", i, line)
+		}
+	}
+	for i := range 100 {
+		if line := lineOf(see(fmt.Sprintf("c_%d:2|c", i))); line != i {
+			t.Fatalf("shape %d found at line %d, want %d", i, line, i)
+		}
+	}
+	// Past the load path, which sparse mode would thin out.
+	for i := range 3 * knownSlots {
+		shape := []byte(fmt.Sprintf("e_%d:|c", i))
+		p := pending{shape: shape, hash: max(maphash.Bytes(k.seed, shape), 1), slot: -1}
+		k.remember(&p, &s, 0)
+	}
+	owner := make(map[uint64]int)
+	for slot, e := range k.entries {
+		if e == 0 {
+			t.Fatalf("slot %d empty after %d shapes", slot, 3*knownSlots)
+		}
+		if other, ok := owner[e&lineMask]; ok {
+			t.Fatalf("slots %d and %d share line %d", other, slot, e&lineMask)
+		}
+		owner[e&lineMask] = slot
+	}
 }
 
 // TestKnownLines_MaxSeries fills the table: lines of known shapes whose
