@@ -73,7 +73,7 @@ func (s *Server) Addr(ctx context.Context) (string, error) {
 // Run listens, aggregates and flushes every flush_interval until ctx is
 // cancelled; then it stops reading and flushes once more.
 func (s *Server) Run(ctx context.Context, out engine.Emitter) error {
-	table, err := aggregate.New(s.o.Options)
+	table, err := aggregate.New(tableOptions(s.o))
 	if err != nil {
 		return err
 	}
@@ -138,6 +138,20 @@ func (s *Server) flush(table *aggregate.Table, out engine.Emitter) {
 		return
 	}
 	out.Emit(&engine.Batch{Source: s.m.Name, Metrics: metrics})
+}
+
+// tableOptions returns the table's options for o. A table written by one
+// reader gets a single stripe: stripes keep readers from waiting on each
+// other, and one reader has no one to wait on, while a stripe keeps its
+// series in the order they arrived, so that the lines of a datagram, which
+// clients send in much the same order each time, update series side by
+// side in memory rather than in as many stripes as they have lines.
+func tableOptions(o Options) aggregate.Options {
+	t := o.Options
+	if readersOf(o.Readers) == 1 {
+		t.Stripes = 1
+	}
+	return t
 }
 
 func readersOf(n int) int {

@@ -148,8 +148,19 @@ func TestServer_ReferenceCounters(t *testing.T) {
 	}
 }
 
+// TestServer_AllTypesAndTags runs with one reader, whose table has a
+// single stripe, and with two.
 func TestServer_AllTypesAndTags(t *testing.T) {
-	r := start(t, func(o *statsd.Options) { o.PercentileThresholds = []float64{50, 100} })
+	for _, readers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("readers=%d", readers), func(t *testing.T) { allTypesAndTags(t, readers) })
+	}
+}
+
+func allTypesAndTags(t *testing.T, readers int) {
+	r := start(t, func(o *statsd.Options) {
+		o.Readers = readers
+		o.PercentileThresholds = []float64{50, 100}
+	})
 	r.send(t,
 		"temp:20|g|#room=kitchen\ntemp:+2|g|#room:kitchen",
 		"lat:10|ms|#env=prod,host=a\nlat:20|ms|#host=a,env=prod\nlat:30:40|ms|#env=prod,host=a",

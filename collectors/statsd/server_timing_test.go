@@ -60,11 +60,15 @@ func BenchmarkDatagram(b *testing.B) {
 	var evictBuf []byte
 	f := func(name string, datagrams [][]byte, burst int) {
 		b.Run(name, func(b *testing.B) {
-			srv, err := New(engine.Module{Name: "b", Log: slog.New(slog.DiscardHandler), Stats: engine.NewStats()}, DefaultOptions())
+			// One reader, as bench/compare runs the agent: its table has
+			// a single stripe.
+			o := DefaultOptions()
+			o.Readers = 1
+			srv, err := New(engine.Module{Name: "b", Log: slog.New(slog.DiscardHandler), Stats: engine.NewStats()}, o)
 			if err != nil {
 				b.Fatal(err)
 			}
-			table, err := aggregate.New(srv.o.Options)
+			table, err := aggregate.New(tableOptions(srv.o))
 			if err != nil {
 				b.Fatal(err)
 			}
