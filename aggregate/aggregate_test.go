@@ -482,7 +482,7 @@ func TestMaxSeries(t *testing.T) {
 	}
 	held := 0
 	for i := range tbl.stripes {
-		held += len(tbl.stripes[i].series) + len(tbl.stripes[i].index)
+		held += tbl.stripes[i].series.len() + len(tbl.stripes[i].index)
 	}
 	if held != 2000 {
 		t.Fatalf("the table holds %d series and index entries, want 2000", held)

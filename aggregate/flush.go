@@ -40,15 +40,15 @@ func (t *Table) Flush(now time.Time) []engine.Metric {
 		st.series, st.spareSeries = st.spareSeries, st.series
 		st.gen++
 		st.mu.Unlock()
-		t.live.Add(-int64(len(st.spareSeries)))
-		total += len(st.spareSeries)
+		t.live.Add(-int64(st.spareSeries.len()))
+		total += st.spareSeries.len()
 	}
 
 	f.metrics = make([]engine.Metric, 0, total)
 	done := 0
 	for i := range t.stripes {
 		st := &t.stripes[i]
-		for j := range st.spareSeries {
+		for j := range int32(st.spareSeries.len()) {
 			// Summarising an interval's timer samples takes a while at
 			// high rates (~100 ms for 9M samples). Where the agent has
 			// one CPU, the socket readers would share it evenly with the
@@ -58,12 +58,12 @@ func (t *Table) Flush(now time.Time) []engine.Metric {
 			if done++; done%flushYieldEvery == 0 {
 				runtime.Gosched()
 			}
-			ser := &st.spareSeries[j]
+			ser := st.spareSeries.at(j)
 			f.series(ser)
 			ser.recycle()
 		}
 		clear(st.spareIndex)
-		st.spareSeries = st.spareSeries[:0]
+		st.spareSeries.reset()
 	}
 	return f.metrics
 }

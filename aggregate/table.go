@@ -69,14 +69,70 @@ type stripe struct {
 	// index maps a key hash to the position in series of the most recent
 	// series with that hash; others with the same hash are chained by next.
 	index  map[uint64]int32
-	series []series
+	series seriesList
 	// spareIndex and spareSeries hold the previous interval's state; only
 	// Flush touches them, swapping them with the live pair under mu.
 	spareIndex  map[uint64]int32
-	spareSeries []series
+	spareSeries seriesList
 	// gen counts the swaps, from 1: within one gen a series keeps its
 	// position in series, so a Ref of the current gen can skip the index.
 	gen uint64
+}
+
+// seriesList holds a stripe's series in chunks of up to seriesChunk, in
+// the order they were created. Growing never moves a series, so a stripe
+// that holds all of a reader's million series neither copies them nor
+// leaves a copy as large for the garbage collector, as one slice would.
+// A chunk keeps its series' buffers when the list is reset, for the series
+// created there in the next interval.
+type seriesList struct {
+	chunks [][]series
+	n      int32
+}
+
+const (
+	seriesChunkBits = 12
+	seriesChunk     = 1 << seriesChunkBits
+)
+
+// at returns the series at position i, which must be below len.
+func (l *seriesList) at(i int32) *series {
+	return &l.chunks[i>>seriesChunkBits][i&(seriesChunk-1)]
+}
+
+func (l *seriesList) len() int { return int(l.n) }
+
+// push adds a series at the end, recycled or zero, and returns its
+// position. The first chunk grows from small, so that a stripe of a few
+// series stays small; later ones are allocated whole.
+func (l *seriesList) push() (int32, *series) {
+	c := int(l.n >> seriesChunkBits)
+	if c == len(l.chunks) {
+		size := seriesChunk
+		if c == 0 {
+			size = 8
+		}
+		l.chunks = append(l.chunks, make([]series, 0, size))
+	}
+	chunk := &l.chunks[c]
+	if n := len(*chunk); n < cap(*chunk) {
+		*chunk = (*chunk)[:n+1]
+	} else { // only the first chunk grows, and never past seriesChunk
+		grown := make([]series, n+1, min(2*n, seriesChunk))
+		copy(grown, *chunk)
+		*chunk = grown
+	}
+	i := l.n
+	l.n++
+	return i, l.at(i)
+}
+
+// reset empties the list, keeping its chunks.
+func (l *seriesList) reset() {
+	for c := range l.chunks {
+		l.chunks[c] = l.chunks[c][:0]
+	}
+	l.n = 0
 }
 
 // Table aggregates StatsD samples between flushes. Samples are added
@@ -206,7 +262,7 @@ func (w *Writer) AddRef(s *parse.Sample, ref *Ref) bool {
 			return false
 		}
 	}
-	ser := &st.series[slot]
+	ser := st.series.at(slot)
 	ser.add(s)
 	*ref = Ref{key: ser.key, hash: h, gen: st.gen, slot: slot}
 	ref.at, ref.next = hintsOf(ser)
@@ -232,7 +288,7 @@ func (w *Writer) AddTo(ref *Ref, s *parse.Sample) bool {
 		}
 		ref.gen, ref.slot = st.gen, slot
 	}
-	ser := &st.series[ref.slot]
+	ser := st.series.at(ref.slot)
 	ser.add(s)
 	ref.at, ref.next = hintsOf(ser)
 	st.mu.Unlock()
@@ -297,7 +353,7 @@ func find[K string | []byte](st *stripe, h uint64, key K) int32 {
 		return -1
 	}
 	for i >= 0 {
-		ser := &st.series[i]
+		ser := st.series.at(i)
 		if ser.key == string(key) {
 			return i
 		}
@@ -314,25 +370,19 @@ func (t *Table) create(st *stripe, h uint64, key string) int32 {
 		t.live.Add(-1)
 		return -1
 	}
-	n := len(st.series)
-	if n < cap(st.series) {
-		st.series = st.series[:n+1]
-	} else {
-		st.series = append(st.series, series{})
-	}
-	ser := &st.series[n]
+	n, ser := st.series.push()
 	ser.key = key
 	ser.kind = kind(key[0])
 	ser.next = -1
 	if head, ok := st.index[h]; ok {
 		ser.next = head
 	}
-	st.index[h] = int32(n)
+	st.index[h] = n
 	if ser.kind == kindTimer {
 		name, _ := cutField(key[1:])
 		ser.rule = t.ruleFor(name)
 	}
-	return int32(n)
+	return n
 }
 
 // ruleFor returns the first histogram rule matching name, nil for none.
