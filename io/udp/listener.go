@@ -129,9 +129,9 @@ type Listener struct {
 }
 
 // Listen opens cfg.Readers sockets bound to cfg.Addr with SO_REUSEPORT and
-// the requested receive buffer, and preallocates each
-// reader's batch (BatchSize × MaxPacketSize bytes; pages the kernel never
-// writes to stay untouched). Nothing is read until Run.
+// the requested receive buffer, and preallocates each reader's batch
+// (BatchSize × MaxPacketSize bytes; pages the kernel never writes to stay
+// untouched). Nothing is read until Run.
 func Listen(cfg Config) (*Listener, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err

@@ -370,9 +370,9 @@ const pauseShare = 16
 // holds at most 1/queueShare of the receive buffer; past that it reads,
 // keeping the rest for a surge and for what arrives while other goroutines
 // hold the CPU. The steps (about five reach a quarter at a steady rate)
-// let a pause last 0.3 s up to ~14 MB/s
-// of buffer: ~120k lines/s of bench/loadgen's 20-line datagrams, 2304
-// bytes each as the kernel counts them, against 16 MiB.
+// let a pause last 0.3 s up to ~14 MB/s of buffer: ~120k lines/s of
+// bench/loadgen's 20-line datagrams, 2304 bytes each as the kernel counts
+// them, against 16 MiB.
 const queueShare = 4
 
 // firstPause bounds the pause after an idle spell. Even a load that
