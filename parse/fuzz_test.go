@@ -8,11 +8,6 @@ import (
 	"unicode/utf8"
 )
 
-// validName reports whether b follows the name rule.
-func validName(b []byte) bool {
-	return len(b) > 0 && isLetter(b[0]) && nameLen(b) == len(b)
-}
-
 func FuzzStatsD(f *testing.F) {
 	f.Add([]byte("gorm:1.5|c\ngurm:1|c|@0.1"), false)
 	f.Add([]byte(`foo:1|ms|#a:1,b=x\,y|T1700000000|c:abc|card:high`), true)
@@ -104,7 +99,7 @@ func sameSample(a, b Sample) bool {
 
 func checkSample(t *testing.T, s Sample, maxTags int) {
 	t.Helper()
-	if !validName(s.Name) {
+	if !ValidName(s.Name) {
 		t.Fatalf("bad name %q", s.Name)
 	}
 	if s.Type < Counter || s.Type > Distribution {
@@ -138,10 +133,10 @@ func checkSample(t *testing.T, s Sample, maxTags int) {
 	}
 	checkTags(t, s.Tags)
 	for _, tag := range s.Tags {
-		if !validName(tag.Key) || !utf8.Valid(tag.Value) || string(tag.Key) == "timestamp" {
+		if !ValidName(tag.Key) || !utf8.Valid(tag.Value) || string(tag.Key) == "timestamp" {
 			t.Fatalf("%q: bad tag %q=%q", s.Name, tag.Key, tag.Value)
 		}
-		if string(tag.Key) == "bucket" && !validName(tag.Value) {
+		if string(tag.Key) == "bucket" && !ValidName(tag.Value) {
 			t.Fatalf("%q: bad bucket %q", s.Name, tag.Value)
 		}
 	}
