@@ -24,7 +24,9 @@ type GlobalOptions struct {
 	ShutdownTimeout float64
 }
 
-var globalKeys = map[string]bool{"log_format": true, "shutdown_timeout": true}
+// globalKeys are the top-level keys of GlobalOptions. log_level is also a
+// module option: modules inherit it like any other top-level key.
+var globalKeys = []string{"log_level", "log_format", "shutdown_timeout"}
 
 // ModuleConfig is one configured, validated module, ready to build.
 type ModuleConfig struct {
@@ -107,7 +109,7 @@ func Parse(data []byte, types []Type, lookupEnv func(string) (string, bool)) (*C
 				continue
 			}
 		}
-		if !globalKeys[key] && !knownKeys[key] && key != "log_level" {
+		if !slices.Contains(globalKeys, key) && !knownKeys[key] {
 			return nil, &ConfigError{Option: key, Err: errors.New("unknown option")}
 		}
 		globals[key] = v
@@ -149,7 +151,7 @@ func Parse(data []byte, types []Type, lookupEnv func(string) (string, bool)) (*C
 		if d.common.LogLevel == "" {
 			d.common.LogLevel = cfg.Global.LogLevel
 		}
-		if t.Kind == KindDestination {
+		if t.Kind == ModuleDestination {
 			destinations[name] = true
 		}
 		cfg.Modules = append(cfg.Modules, ModuleConfig{Name: name, Type: t, Common: d.common, Source: d.source, build: d.build})
@@ -192,7 +194,7 @@ func decodeGlobals(globals map[string]any, g *GlobalOptions) error {
 		ShutdownTimeout *float64 `toml:"shutdown_timeout"`
 	}
 	subset := map[string]any{}
-	for _, k := range []string{"log_level", "log_format", "shutdown_timeout"} {
+	for _, k := range globalKeys {
 		if v, ok := globals[k]; ok {
 			subset[k] = v
 		}
@@ -304,4 +306,15 @@ func validEnvName(name string) bool {
 		}
 	}
 	return true
+}
+
+// sourceOptions returns the source options of the module called name, or
+// nil when it is not a source.
+func (c *Config) sourceOptions(name string) *SourceOptions {
+	for _, m := range c.Modules {
+		if m.Name == name {
+			return m.Source
+		}
+	}
+	return nil
 }

@@ -6,17 +6,18 @@ import (
 	"strings"
 )
 
-// Kind of module: a source produces batches, a destination consumes them.
+// ModuleKind says whether a module is a source (produces batches) or a
+// destination (consumes them).
 type ModuleKind uint8
 
 // The two module kinds.
 const (
-	KindSource ModuleKind = iota + 1
-	KindDestination
+	ModuleSource ModuleKind = iota + 1
+	ModuleDestination
 )
 
 func (k ModuleKind) String() string {
-	if k == KindSource {
+	if k == ModuleSource {
 		return "source"
 	}
 	return "destination"
@@ -65,7 +66,7 @@ func SourceType[O any, P interface {
 }, S Source](name string, defaults func() O, build func(Module, O) (S, error)) Type {
 	return Type{
 		Name: name,
-		Kind: KindSource,
+		Kind: ModuleSource,
 		keys: optionKeys(reflect.TypeFor[O]()),
 		decode: func(decode func(any) error) (*decoded, error) {
 			o := defaults()
@@ -98,7 +99,7 @@ func DestinationType[O any, P interface {
 }, D Destination](name string, defaults func() O, build func(Module, O) (D, error)) Type {
 	return Type{
 		Name: name,
-		Kind: KindDestination,
+		Kind: ModuleDestination,
 		keys: optionKeys(reflect.TypeFor[O]()),
 		decode: func(decode func(any) error) (*decoded, error) {
 			o := defaults()

@@ -102,15 +102,6 @@ func NewAgent(cfg *Config, w io.Writer) (*Agent, error) {
 	return a, nil
 }
 
-func (c *Config) sourceOptions(name string) *SourceOptions {
-	for _, m := range c.Modules {
-		if m.Name == name {
-			return m.Source
-		}
-	}
-	return nil
-}
-
 // Run runs every module until ctx is cancelled, then shuts down: sources
 // do their final flush, destinations push what they hold, all within the
 // shutdown timeout. It returns nil after a clean shutdown, ErrKeepsFailing
