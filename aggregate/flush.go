@@ -49,12 +49,8 @@ func (t *Table) Flush(now time.Time) []engine.Metric {
 	for i := range t.stripes {
 		st := &t.stripes[i]
 		for j := range int32(st.spareSeries.len()) {
-			// Summarising an interval's timer samples takes a while at
-			// high rates (~100 ms for 9M samples). Where the agent has
-			// one CPU, the socket readers would share it evenly with the
-			// flush that long and the kernel drop what no longer fits in
-			// the buffers (measured: 2.9M lines/s lost 0.5%); yielding
-			// now and then lets a reader with datagrams waiting go first.
+			// On one CPU a long flush would starve the socket readers and
+			// the kernel drop datagrams: let waiting readers go first.
 			if done++; done%flushYieldEvery == 0 {
 				runtime.Gosched()
 			}
@@ -68,9 +64,9 @@ func (t *Table) Flush(now time.Time) []engine.Metric {
 	return f.metrics
 }
 
-// flushYieldEvery is how many series Flush summarises between yields,
-// about what each of 256 stripes held at 10k series when it yielded
-// between stripes.
+// flushYieldEvery is how many series Flush summarises between yields:
+// a stripe's share of 10k series over 256 stripes (bench/RESULTS.md,
+// Round 7).
 const flushYieldEvery = 64
 
 // flusher builds the metrics of one Flush.

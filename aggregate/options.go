@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/bucky3/bucky3/parse"
 )
 
 // Options configure a Table. The statsd module decodes them from its TOML
@@ -76,7 +78,7 @@ func (o *Options) Validate() error {
 		{"histograms_bucket", o.HistogramsBucket},
 		{"sets_bucket", o.SetsBucket},
 	} {
-		if !validName(b.value) {
+		if !parse.ValidName([]byte(b.value)) {
 			return fmt.Errorf("%s: %q is not a valid bucket name (a letter, then letters, digits or _)", b.option, b.value)
 		}
 	}
@@ -104,21 +106,6 @@ func (o *Options) Validate() error {
 	}
 	return nil
 }
-
-// validName reports whether s follows the StatsD name rule.
-func validName(s string) bool {
-	if s == "" || !isLetter(s[0]) {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if c := s[i]; !isLetter(c) && !('0' <= c && c <= '9') && c != '_' {
-			return false
-		}
-	}
-	return true
-}
-
-func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
 
 // histRule is a validated HistogramRule. lower is -Inf and the open last
 // bin's upper +Inf, so that binning needs no special cases.

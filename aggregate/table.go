@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -39,10 +38,9 @@ func kindOf(t parse.Type) kind {
 	return 0
 }
 
-// series is the state of one series during one interval. It lives in a
-// stripe's slice and is recycled at flush rather than freed. The fields
-// an add touches come first, so that a counter or gauge add, and the
-// reader's prefetch of it (Ref.Hint), needs one cache line.
+// series is the state of one series during one interval, recycled at
+// flush. The fields an add touches come first: a counter or gauge add, and
+// the reader's prefetch of it (Ref.Hints), needs one cache line.
 type series struct {
 	kind kind
 	// next is the position of the next series with the same hash in the
@@ -55,9 +53,8 @@ type series struct {
 	members map[string]struct{}
 	// ts is the last sample timestamp in milliseconds, 0 for none.
 	ts int64
-	// key is the canonical key (see appendKey). The name and tags the
-	// flush emits are substrings of it, so it is the one allocation a new
-	// series costs, and emitted metrics may keep it after recycling.
+	// key is the canonical key (see appendKey), the one allocation of a
+	// new series: the emitted name and tags are substrings of it.
 	key string
 	// rule is the histogram rule of a timer, chosen at creation.
 	rule *histRule
@@ -79,12 +76,10 @@ type stripe struct {
 	gen uint64
 }
 
-// seriesList holds a stripe's series in chunks of up to seriesChunk, in
-// the order they were created. Growing never moves a series, so a stripe
-// that holds all of a reader's million series neither copies them nor
-// leaves a copy as large for the garbage collector, as one slice would.
-// A chunk keeps its series' buffers when the list is reset, for the series
-// created there in the next interval.
+// seriesList holds a stripe's series in creation order, in chunks of up
+// to seriesChunk that never move: growing copies nothing and leaves the
+// GC no old array (bench/RESULTS.md, Round 7). reset keeps the chunks and
+// their series' buffers for the next interval.
 type seriesList struct {
 	chunks [][]series
 	n      int32
@@ -103,8 +98,7 @@ func (l *seriesList) at(i int32) *series {
 func (l *seriesList) len() int { return int(l.n) }
 
 // push adds a series at the end, recycled or zero, and returns its
-// position. The first chunk grows from small, so that a stripe of a few
-// series stays small; later ones are allocated whole.
+// position. Only the first chunk grows, so a small stripe stays small.
 func (l *seriesList) push() (int32, *series) {
 	c := int(l.n >> seriesChunkBits)
 	if c == len(l.chunks) {
@@ -144,8 +138,7 @@ type Table struct {
 	percentiles []string // the percentile tag of each threshold
 	mask        uint64
 	stripes     []stripe
-	// sum64 hashes a key: xxhash.Sum64, replaced in tests to force
-	// collisions.
+	// sum64 is xxhash.Sum64; tests replace it to force collisions.
 	sum64   func([]byte) uint64
 	live    atomic.Int64 // series in the live maps, bounded by MaxSeries
 	dropped atomic.Uint64
@@ -189,10 +182,9 @@ func New(o Options) (*Table, error) {
 // they would have started a series beyond MaxSeries.
 func (t *Table) SeriesDropped() uint64 { return t.dropped.Load() }
 
-// Writer adds samples to a Table. It owns the scratch space series keys
-// are built in, so it must not be shared between goroutines: give each
-// reader goroutine its own. Any number of Writers may add to one Table
-// concurrently with each other and with Flush.
+// Writer adds samples to a Table. It owns the scratch space keys are built
+// in, so each goroutine needs its own; any number of Writers may add to
+// one Table concurrently with each other and with Flush.
 type Writer struct {
 	t   *Table
 	key []byte
@@ -220,27 +212,8 @@ type Ref struct {
 	hash uint64
 	gen  uint64 // the stripe's gen when slot was found
 	slot int32
-	// at is where the series' state was at the last add, and next where
-	// a timer's next sample went then (0 for other kinds): uintptrs, so
-	// that they keep nothing alive. See Hints.
+	// at and next are the prefetch hints of the last add (see hints.go).
 	at, next uintptr
-}
-
-// Hints return where the state of ref's series was at the last add
-// through ref, and for a timer where its next sample would go, for a
-// reader to prefetch before a batch of adds: fetching these from memory
-// is most of an add's cost when the table does not fit in the cache. A
-// flush, a growing slice or another Writer may have moved them since, so
-// the addresses must never be dereferenced.
-func (ref *Ref) Hints() (series, sample uintptr) { return ref.at, ref.next }
-
-// hintsOf returns the Hints of ser after an add.
-func hintsOf(ser *series) (at, next uintptr) {
-	at = uintptr(unsafe.Pointer(ser))
-	if ser.kind == kindTimer && len(ser.samples) < cap(ser.samples) {
-		next = uintptr(unsafe.Pointer(unsafe.SliceData(ser.samples))) + uintptr(len(ser.samples))*unsafe.Sizeof(float64(0))
-	}
-	return at, next
 }
 
 // AddRef is Add that also sets ref to the series s was added to.
@@ -395,9 +368,8 @@ func (t *Table) ruleFor(name string) *histRule {
 	return nil
 }
 
-// Recycled series keep their buffers for the next interval, unless an
-// unusually busy interval made them big enough that keeping them would
-// pin memory a quiet table no longer needs.
+// Recycled series keep their buffers, unless a busy interval made them
+// so big that they would pin memory a quiet table no longer needs.
 const (
 	maxRecycledSamples = 1 << 16
 	maxRecycledMembers = 1 << 12
