@@ -20,6 +20,36 @@ func TestStatsD_ParseAllocs(t *testing.T) {
 	}
 }
 
+// TestStatsD_LineAllocs runs the calls a statsd reader makes per line:
+// NextLine, AppendShape and ParseValues for a known shape, Reset and
+// ParseLine for a new one.
+func TestStatsD_LineAllocs(t *testing.T) {
+	packet := taggedDatagram(20)
+	var p StatsD
+	var s Sample
+	shape := make([]byte, 0, 256)
+	each := func() {
+		p.Reset()
+		for line, rest := NextLine(packet); len(line) > 0; line, rest = NextLine(rest) {
+			_, values, ok := AppendShape(shape[:0], line)
+			if !ok {
+				t.Fatalf("%q: no shape", line)
+			}
+			p.Reset()
+			if err := p.ParseLine(line, now, &s); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			if err := p.ParseValues(s.Type, values, &s); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+		}
+	}
+	each()
+	if allocs := testing.AllocsPerRun(100, each); allocs != 0 {
+		t.Fatalf("the per-line calls allocate %v times per datagram", allocs)
+	}
+}
+
 func TestStatsD_ParseAllocs_Escaped(t *testing.T) {
 	packet := []byte("a:1|c|#k=x\\,y,timestamp=1700000000|c:abc\nb.c:2|g|#bare,bucket=b.x")
 	p := StatsD{SanitizeNames: true}

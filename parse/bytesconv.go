@@ -109,12 +109,6 @@ var nameByte = func() (t [256]bool) {
 	return t
 }()
 
-// ValidName reports whether name follows the StatsD name rule (SPEC §3): a
-// letter, then letters, digits and '_'. Tag keys follow the same rule.
-func ValidName(name []byte) bool {
-	return len(name) > 0 && isLetter(name[0]) && nameLen(name) == len(name)
-}
-
 // trimSpace trims ASCII whitespace; lines are ASCII-framed, so Unicode
 // spaces are left to the name and value rules.
 func trimSpace(b []byte) []byte {

@@ -26,6 +26,7 @@ func FuzzStatsD(f *testing.F) {
 			// encode→parse round trip, strict mode: accepted names are valid.
 			line = appendLine(line[:0], s)
 			var again Sample
+			q.Reset()
 			if err := q.ParseLine(line, now, &again); err != nil || !sameSample(s, again) {
 				t.Fatalf("round trip of %q through %q: %v\n%q\n%q", packet, line, err, format(s), format(again))
 			}

@@ -76,17 +76,7 @@ func (j *JSON) Reset() {
 // retained. Invalid lines are dropped and counted in j.Rejected.
 func (j *JSON) Parse(packet []byte, nowMs int64) []Object {
 	j.Reset()
-	for len(packet) > 0 {
-		line := packet
-		if i := bytes.IndexByte(packet, '\n'); i >= 0 {
-			line, packet = packet[:i], packet[i+1:]
-		} else {
-			packet = nil
-		}
-		line = trimSpace(line)
-		if len(line) == 0 {
-			continue
-		}
+	for line, rest := NextLine(packet); len(line) > 0; line, rest = NextLine(rest) {
 		j.Lines++
 		nf, nb := len(j.fields), len(j.buf)
 		o, err := j.parseLine(line, nowMs)

@@ -59,8 +59,10 @@ func TestJSON_Success(t *testing.T) {
 
 func TestJSON_Failure(t *testing.T) {
 	var j JSON
+	seen := map[Reason]bool{}
 	f := func(line string, want Reason) {
 		t.Helper()
+		seen[want] = true
 		for range 2 {
 			objects := j.Parse([]byte(line+"\n{\"ok\":1}"), now)
 			if len(objects) != 1 || formatObject(objects[0]) != "ok=1" {
@@ -94,6 +96,17 @@ func TestJSON_Failure(t *testing.T) {
 	f(`{"a":1,"timestamp":1700000601}`, ReasonTimestampOutOfWindow)
 	f("{\"a\":\"\xff\"}", ReasonBadUTF8)
 	f("{\"\xff\":1}", ReasonBadUTF8)
+
+	// JSONReasons lists exactly the reasons seen above.
+	for _, r := range JSONReasons() {
+		if !seen[r] {
+			t.Errorf("JSONReasons lists %s, which no case above gives", r)
+		}
+		delete(seen, r)
+	}
+	for r := range seen {
+		t.Errorf("JSONReasons misses %s", r)
+	}
 }
 
 func TestJSON_Window(t *testing.T) {

@@ -26,7 +26,21 @@ const (
 	NumReasons                               // number of reasons, for arrays indexed by Reason
 )
 
-// The sentinel errors returned by ParseLine, one per Reason.
+// StatsDReasons returns the reasons StatsD rejects lines for, in Reason
+// order: the lines_invalid_<reason> counters of a StatsD source.
+func StatsDReasons() []Reason {
+	return []Reason{ReasonBadLine, ReasonBadName, ReasonBadValue, ReasonBadType, ReasonBadRate, ReasonBadTag,
+		ReasonTooManyTags, ReasonBadBucket, ReasonBadTimestamp, ReasonTimestampOutOfWindow, ReasonBadUTF8}
+}
+
+// JSONReasons returns the reasons JSON rejects lines for, in Reason order:
+// the lines_invalid_<reason> counters of a JSON source.
+func JSONReasons() []Reason {
+	return []Reason{ReasonBadValue, ReasonBadTimestamp, ReasonTimestampOutOfWindow, ReasonBadUTF8,
+		ReasonBadJSON, ReasonNotObject, ReasonNested, ReasonEmpty}
+}
+
+// The sentinel errors of the parsers, one per Reason.
 var (
 	ErrBadLine              = errors.New("parse: missing value separator")
 	ErrBadName              = errors.New("parse: bad name")
@@ -47,8 +61,8 @@ var (
 	reasonNames             = [NumReasons]string{"bad_line", "bad_name", "bad_value", "bad_type", "bad_rate", "bad_tag", "too_many_tags", "bad_bucket", "bad_timestamp", "timestamp_out_of_window", "bad_utf8", "bad_json", "not_object", "nested", "empty"}
 )
 
-// ErrSkipped is returned by ParseLine for DogStatsD events and service
-// checks: they are not metrics, and not invalid either.
+// ErrSkipped is returned by StatsD.ParseLine for DogStatsD events and
+// service checks: they are not metrics, and not invalid either.
 var ErrSkipped = errors.New("parse: event or service check skipped")
 
 // String returns the reason's counter suffix, such as "bad_rate".

@@ -14,9 +14,6 @@ const (
 	Distribution                 // d
 )
 
-// TimerLike reports whether samples of t are aggregated as timers.
-func (t Type) TimerLike() bool { return t == Timer || t == Histogram || t == Distribution }
-
 // Tag is a tag view. Key and Value alias the packet or the parser's
 // scratch space; Value is already unescaped.
 type Tag struct {

@@ -2,8 +2,8 @@ package parse
 
 import "bytes"
 
-// NextLine splits the first non-empty line off packet, trimmed as Parse
-// trims lines. line is empty only when packet holds no more lines.
+// NextLine splits the first non-empty line off packet, trimmed of ASCII
+// whitespace. line is empty only when packet holds no more lines.
 func NextLine(packet []byte) (line, rest []byte) {
 	for len(packet) > 0 {
 		line = packet
@@ -48,9 +48,8 @@ func AppendShape(dst, line []byte) (shape, values []byte, ok bool) {
 
 // ParseValues parses the values of a line of type t, cut out by
 // AppendShape, into s.Values (and s.Delta) or s.SetMember, as ParseLine
-// does. s.Values aliases p until its next Parse, ParseLine or Reset;
-// ParseValues only appends to p, so calling it for every line of a
-// datagram keeps the earlier lines' values valid.
+// does. Like ParseLine it only appends to p: s.Values aliases p until its
+// next Parse or Reset.
 func (p *StatsD) ParseValues(t Type, values []byte, s *Sample) error {
 	s.Type, s.Values, s.SetMember, s.Delta = t, nil, nil, false
 	return p.parseValues(values, s)

@@ -79,6 +79,7 @@ func FuzzShape(f *testing.F) {
 		// ParseLine may sanitize in place, and its samples alias p.
 		first = append(first[:0], line...)
 		var s Sample
+		p.Reset()
 		if p.ParseLine(first, now, &s) != nil || s.Timestamp != 0 {
 			return
 		}
@@ -87,6 +88,7 @@ func FuzzShape(f *testing.F) {
 		var fast Sample
 		var q StatsD
 		fastErr := q.ParseValues(known.Type, values, &fast)
+		p.Reset()
 		secondErr := p.ParseLine(second, now, &s)
 		switch {
 		case (fastErr == nil) != (secondErr == nil):

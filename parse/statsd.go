@@ -9,14 +9,17 @@ import (
 // ready to use once its exported options are set. It must not be shared
 // between goroutines: give each reader its own.
 //
-// Parse reuses every slice it returns, so in steady state it does not
-// allocate. It never logs: after each Parse, the counters below say what
-// happened to the lines that did not become samples.
+// A datagram is parsed line by line: Reset, then ParseLine for each line
+// that NextLine splits off (or ParseValues for a line whose shape is
+// known, see AppendShape). Parse is that loop, keeping every sample. The
+// samples alias the packet and p's reused memory, so in steady state
+// nothing allocates. StatsD never logs: rejections are returned as
+// sentinel errors and counted below.
 type StatsD struct {
 	// SanitizeNames maps every character outside [A-Za-z0-9_] in names,
 	// tag keys and bucket tag values to '_' instead of rejecting the line;
-	// the result must still start with a letter. Parse then rewrites those
-	// bytes in place in the packet.
+	// the result must still start with a letter. The parser then rewrites
+	// those bytes in place in the packet.
 	SanitizeNames bool
 	// MaxTags is the most tags a line may carry; 0 means 64.
 	MaxTags int
@@ -24,7 +27,8 @@ type StatsD struct {
 	// be from now; 0 means 600.
 	TimestampWindow int64
 
-	// Counters of the last Parse, reset by each Parse and Reset.
+	// Counters since the last Parse or Reset. ParseLine counts BareTags;
+	// Parse counts the others too.
 	Lines    uint32             // non-empty lines
 	Rejected [NumReasons]uint32 // invalid lines by reason
 	BareTags uint32             // DogStatsD bare tags ignored in accepted or rejected lines
@@ -37,7 +41,7 @@ type StatsD struct {
 	scratch []byte
 }
 
-// Reset forgets the samples of the last Parse and zeroes the counters,
+// Reset forgets the samples parsed so far and zeroes the counters,
 // keeping the memory for reuse.
 func (p *StatsD) Reset() {
 	p.Lines, p.Rejected, p.BareTags, p.Skipped = 0, [NumReasons]uint32{}, 0, 0
@@ -47,18 +51,14 @@ func (p *StatsD) Reset() {
 	p.scratch = p.scratch[:0]
 }
 
-// Parse returns the samples of the valid lines of packet, in order. The
-// samples alias packet and p: they are valid until the next Parse,
-// ParseLine or Reset, and a consumer that keeps anything must copy it.
-// With SanitizeNames, Parse may modify packet. Invalid lines are dropped
-// and counted in p.Rejected; the other lines are still accepted.
+// Parse resets p and returns the samples of the valid lines of packet, in
+// order: NextLine and ParseLine over the whole packet, with the invalid
+// lines dropped and counted in p.Rejected and the skipped ones in
+// p.Skipped. The samples are valid until the next Parse or Reset. With
+// SanitizeNames, Parse may modify packet.
 func (p *StatsD) Parse(packet []byte, nowMs int64) []Sample {
 	p.Reset()
-	for {
-		var line []byte
-		if line, packet = NextLine(packet); len(line) == 0 {
-			break
-		}
+	for line, rest := NextLine(packet); len(line) > 0; line, rest = NextLine(rest) {
 		p.Lines++
 		nv, nt, ns := len(p.values), len(p.tags), len(p.scratch)
 		if len(p.samples) < cap(p.samples) {
@@ -66,6 +66,7 @@ func (p *StatsD) Parse(packet []byte, nowMs int64) []Sample {
 		} else {
 			p.samples = append(p.samples, Sample{})
 		}
+		// ParseLine without its trim: NextLine trimmed the line already.
 		err := p.parseLine(line, nowMs, &p.samples[len(p.samples)-1])
 		if err == nil {
 			continue
@@ -81,12 +82,13 @@ func (p *StatsD) Parse(packet []byte, nowMs int64) []Sample {
 	return p.samples
 }
 
-// ParseLine parses one line as Parse does and returns nil, ErrSkipped (an
-// event, a service check or an empty line) or the sentinel error of the
-// rejection. It resets p first, so s aliases line and p until the next
-// Parse, ParseLine or Reset.
+// ParseLine parses one line into s and returns nil, ErrSkipped (an event,
+// a service check or an empty line) or the sentinel error of the
+// rejection. It appends to p's memory and does not reset it: s aliases
+// line and p until the next Parse or Reset, so a caller that keeps no
+// sample past its line calls Reset before each line to keep that memory
+// small. With SanitizeNames, ParseLine may modify line.
 func (p *StatsD) ParseLine(line []byte, nowMs int64, s *Sample) error {
-	p.Reset()
 	line = trimSpace(line)
 	if len(line) == 0 {
 		return ErrSkipped
@@ -298,6 +300,12 @@ func nameLen(b []byte) int {
 		i++
 	}
 	return i
+}
+
+// ValidName reports whether name follows the StatsD name rule (SPEC §3): a
+// letter, then letters, digits and '_'. Tag keys follow the same rule.
+func ValidName(name []byte) bool {
+	return len(name) > 0 && isLetter(name[0]) && nameLen(name) == len(name)
 }
 
 func (p *StatsD) maxTags() int {

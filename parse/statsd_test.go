@@ -1,7 +1,9 @@
 package parse
 
 import (
+	"bytes"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -75,6 +77,21 @@ func TestStatsD_Success(t *testing.T) {
 			if n := rejected(p.Rejected); n != 0 {
 				t.Fatalf("Parse(%q): %d lines rejected: %v", packet, n, p.Rejected)
 			}
+		}
+		// A reader that knows a line's shape parses only its values: they
+		// must come out as the full parse's.
+		samples := p.Parse([]byte(packet), now)
+		var q StatsD
+		var shape []byte
+		i := 0
+		for line, rest := NextLine([]byte(packet)); len(line) > 0; line, rest = NextLine(rest) {
+			_, values, ok := AppendShape(shape[:0], line)
+			var s Sample
+			if !ok || q.ParseValues(samples[i].Type, values, &s) != nil ||
+				!slices.Equal(s.Values, samples[i].Values) || !bytes.Equal(s.SetMember, samples[i].SetMember) || s.Delta != samples[i].Delta {
+				t.Fatalf("%q: ParseValues(%q) = %v %q, want %q", packet, values, s.Values, s.SetMember, format(samples[i]))
+			}
+			i++
 		}
 	}
 	// Reference lines and types.
@@ -170,12 +187,14 @@ func TestStatsD_Counters(t *testing.T) {
 
 func TestStatsD_Failure(t *testing.T) {
 	var p StatsD
+	seen := map[Reason]bool{}
 	f := func(line string, want error) {
 		t.Helper()
 		r, ok := ReasonOf(want)
 		if !ok {
 			t.Fatalf("%v has no reason", want)
 		}
+		seen[r] = true
 		for range 2 {
 			// The bad line must not take the good one down with it.
 			got := formatAll(p.Parse([]byte(line+"\nok:1|c"), now))
@@ -270,6 +289,17 @@ func TestStatsD_Failure(t *testing.T) {
 	f("foo:1|c|#a=\\\xff", ErrBadUTF8)
 	f("foo:1|c|#\xff=1", ErrBadUTF8)
 	f("foo:1|c|c:\xff", ErrBadUTF8)
+
+	// StatsDReasons lists exactly the reasons seen above.
+	for _, r := range StatsDReasons() {
+		if !seen[r] {
+			t.Errorf("StatsDReasons lists %s, which no case above gives", r)
+		}
+		delete(seen, r)
+	}
+	for r := range seen {
+		t.Errorf("StatsDReasons misses %s", r)
+	}
 }
 
 func TestStatsD_Options(t *testing.T) {
@@ -277,6 +307,7 @@ func TestStatsD_Options(t *testing.T) {
 		t.Helper()
 		var s Sample
 		for range 2 {
+			p.Reset()
 			err := p.ParseLine([]byte(line), now, &s)
 			if err != wantErr {
 				t.Fatalf("ParseLine(%q) = %v, want %v", line, err, wantErr)

@@ -289,6 +289,7 @@ func (r *reader) addParsed(p *pending) {
 		r.nowMs = r.clock()
 	}
 	s := &r.sample
+	r.parser.Reset() // the sample is added before the next line
 	err := r.parser.ParseLine(p.line, r.nowMs, s)
 	r.bareTags += uint64(r.parser.BareTags)
 	if err != nil {
