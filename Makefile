@@ -3,7 +3,7 @@ GO ?= go
 # sdjournal builds the systemd_journal reader (cgo + libsystemd-dev).
 TAGS ?= sdjournal
 
-.PHONY: build test backends check bench fuzz golden bench-compare clean
+.PHONY: build test backends check lint bench fuzz golden bench-compare clean
 
 build:
 	$(GO) build -tags '$(TAGS)' -o bin/bucky3 ./cmd/bucky3
@@ -13,12 +13,26 @@ build:
 # when warm).
 test: backends
 	$(GO) test -tags '$(TAGS)' -race -shuffle=on -timeout 20m ./...
+	@# The zero-allocation tests are //go:build !race (the race detector
+	@# allocates): they run here, without it. Their names contain "Alloc".
+	$(GO) test -tags '$(TAGS)' -run 'Alloc' -count=1 ./...
 
 backends:
 	bash scripts/backends.sh install
 	bash scripts/dockerd.sh install
 
-check: backends
+# golangci-lint is pinned and built from the module proxy into .cache/bin.
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT = .cache/bin/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+$(GOLANGCI_LINT):
+	GOBIN=$(CURDIR)/.cache/bin/tmp $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv .cache/bin/tmp/golangci-lint $@
+
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
+
+check: backends lint
 	@# Only our files: .cache/ holds other projects' sources (bench peers).
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...

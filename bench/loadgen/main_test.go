@@ -40,7 +40,9 @@ func drain(t *testing.T, conn *net.UDPConn, want uint64) received {
 	var p parse.StatsD
 	buf := make([]byte, 65536)
 	for got.packets < want {
-		conn.SetReadDeadline(time.Now().Add(time.Second))
+		if err := conn.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
 		n, err := conn.Read(buf)
 		if err != nil {
 			break

@@ -68,5 +68,6 @@ func notifySystemd(ctx context.Context) {
 		return
 	}
 	<-ctx.Done()
-	daemon.SdNotify(false, daemon.SdNotifyStopping)
+	// Best effort: the agent stops either way.
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
 }
