@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"time"
 
+	"github.com/bucky3/bucky3/collectors/internal/udpsource"
 	"github.com/bucky3/bucky3/engine"
 	"github.com/bucky3/bucky3/io/udp"
 	"github.com/bucky3/bucky3/parse"
@@ -59,13 +59,12 @@ func (o *Options) Validate() error {
 
 // Server is the jsond_server module.
 type Server struct {
-	m    engine.Module
-	o    Options
-	addr chan string
+	m   engine.Module
+	o   Options
+	src *udpsource.Source
 
-	packets, packetsDropped, tooLarge, corrupt, kernelDrops *engine.Counter
-	lines, invalid, metricsDropped, bufferFull              *engine.Counter
-	invalidBy                                               [parse.NumReasons]*engine.Counter
+	lines, invalid, metricsDropped, bufferFull *engine.Counter
+	invalidBy                                  [parse.NumReasons]*engine.Counter
 
 	mu      sync.Mutex
 	pending []engine.Metric
@@ -76,86 +75,32 @@ func New(m engine.Module, o Options) (*Server, error) {
 	s := &Server{
 		m:              m,
 		o:              o,
-		addr:           make(chan string, 1),
-		packets:        m.Stats.Counter("packets_received"),
-		packetsDropped: m.Stats.Counter("packets_dropped"),
-		tooLarge:       m.Stats.Counter("packets_dropped_too_large"),
-		corrupt:        m.Stats.Counter("packets_dropped_corrupt"),
-		kernelDrops:    m.Stats.Counter("packets_dropped_kernel"),
+		src:            udpsource.New(m, o.ServerOptions),
 		lines:          m.Stats.Counter("lines_received"),
 		invalid:        m.Stats.Counter("lines_invalid"),
 		metricsDropped: m.Stats.Counter("metrics_dropped"),
 		bufferFull:     m.Stats.Counter("metrics_dropped_buffer_full"),
 	}
-	for _, r := range []parse.Reason{parse.ReasonBadJSON, parse.ReasonNotObject, parse.ReasonNested, parse.ReasonEmpty,
-		parse.ReasonBadTimestamp, parse.ReasonTimestampOutOfWindow, parse.ReasonBadUTF8, parse.ReasonBadValue} {
+	for _, r := range parse.JSONReasons() {
 		s.invalidBy[r] = m.Stats.Counter("lines_invalid_" + r.String())
 	}
 	return s, nil
 }
 
-// Addr waits for Run to bind and returns the bound address.
-func (s *Server) Addr(ctx context.Context) (string, error) {
-	select {
-	case a := <-s.addr:
-		return a, nil
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-}
+// Addr waits for Run to bind and returns the bound address (tests listen
+// on port 0).
+func (s *Server) Addr(ctx context.Context) (string, error) { return s.src.Addr(ctx) }
 
 // Run listens and emits the objects received every flush_interval until
 // ctx is cancelled; then it stops reading and emits what it holds.
 func (s *Server) Run(ctx context.Context, out engine.Emitter) error {
-	ln, err := udp.Listen(s.o.Config())
-	if err != nil {
-		return err
-	}
-	readers := s.o.Readers
-	if readers == 0 {
-		readers = runtime.NumCPU()
-	}
-	s.m.Log.Info("listening", "addr", ln.Addr().String(), "readers", readers, "receive_buffer", ln.ReceiveBuffer())
-	select {
-	case s.addr <- ln.Addr().String():
-	default:
-	}
-
-	readCtx, stopReading := context.WithCancel(context.Background())
-	listenerDone := make(chan error, 1)
-	go func() { listenerDone <- ln.Run(readCtx, s.handler) }()
-
-	var lastDropped, lastTruncated uint64
-	publish := func() {
-		d, tr := ln.Dropped(), ln.Truncated()
-		s.kernelDrops.Add(d - lastDropped)
-		s.tooLarge.Add(tr - lastTruncated)
-		s.packetsDropped.Add(tr - lastTruncated)
-		lastDropped, lastTruncated = d, tr
-	}
-	flush := time.NewTicker(engine.Seconds(s.o.FlushInterval))
-	defer flush.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			stopReading()
-			err := <-listenerDone
-			publish()
-			s.flush(out)
-			return err
-		case err := <-listenerDone:
-			stopReading()
-			publish()
-			s.flush(out)
-			if err == nil {
-				err = errors.New("listener stopped")
-			}
-			return err
-		case <-flush.C:
-			publish()
-			s.flush(out)
-		}
-	}
+	every := engine.Seconds(s.o.FlushInterval)
+	return s.src.Run(ctx, udpsource.Loop{
+		Handler:    s.handler,
+		FirstFlush: every,
+		FlushEvery: every,
+		Flush:      func() { s.flush(out) },
+	})
 }
 
 func (s *Server) flush(out engine.Emitter) {
@@ -168,25 +113,15 @@ func (s *Server) flush(out engine.Emitter) {
 	}
 }
 
-// handler gives each socket reader its own parser and inflater.
+// handler gives each socket reader its own parser and decoder.
 func (s *Server) handler(int) func(packet []byte) {
 	parser := parse.JSON{TimestampWindow: int64(s.o.TimestampWindow)}
-	inflater := udp.Inflater{MaxBytes: s.o.MaxDecompressedBytes}
+	decoder := s.src.NewDecoder()
 	var metrics []engine.Metric
 	return func(packet []byte) {
-		s.packets.Inc()
-		if s.o.TryDecompress {
-			inflated, _, err := inflater.Inflate(packet)
-			if err != nil {
-				s.packetsDropped.Inc()
-				if errors.Is(err, udp.ErrTooLarge) {
-					s.tooLarge.Inc()
-				} else {
-					s.corrupt.Inc()
-				}
-				return
-			}
-			packet = inflated
+		packet, ok := decoder.Decode(packet)
+		if !ok {
+			return
 		}
 		now := time.Now()
 		objects := parser.Parse(packet, now.UnixMilli())

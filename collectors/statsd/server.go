@@ -2,53 +2,41 @@ package statsd
 
 import (
 	"context"
-	"errors"
-	"runtime"
-	"sync"
 	"time"
 
 	"github.com/bucky3/bucky3/aggregate"
+	"github.com/bucky3/bucky3/collectors/internal/udpsource"
 	"github.com/bucky3/bucky3/engine"
-	"github.com/bucky3/bucky3/io/udp"
 	"github.com/bucky3/bucky3/parse"
 )
 
 // Server is the statsd_server module.
 type Server struct {
-	m engine.Module
-	o Options
-
-	addr     chan string // the bound address of each Run, for tests
+	m        engine.Module
+	o        Options
+	src      *udpsource.Source
 	counters counters
 }
 
 // counters are the module's self-report counters, looked up once.
 type counters struct {
-	packets, packetsDropped, packetsTooLarge, packetsCorrupt *engine.Counter
-	kernelDrops                                              *engine.Counter
-	lines, invalid, skipped, bareTags                        *engine.Counter
-	invalidBy                                                [parse.NumReasons]*engine.Counter
-	metricsDropped, seriesDropped                            *engine.Counter
+	packets                           *udpsource.Counters
+	lines, invalid, skipped, bareTags *engine.Counter
+	invalidBy                         [parse.NumReasons]*engine.Counter
+	metricsDropped, seriesDropped     *engine.Counter
 }
 
-func newCounters(s *engine.Stats) counters {
+func newCounters(s *engine.Stats, packets *udpsource.Counters) counters {
 	c := counters{
-		packets:         s.Counter("packets_received"),
-		packetsDropped:  s.Counter("packets_dropped"),
-		packetsTooLarge: s.Counter("packets_dropped_too_large"),
-		packetsCorrupt:  s.Counter("packets_dropped_corrupt"),
-		kernelDrops:     s.Counter("packets_dropped_kernel"),
-		lines:           s.Counter("lines_received"),
-		invalid:         s.Counter("lines_invalid"),
-		skipped:         s.Counter("lines_skipped"),
-		bareTags:        s.Counter("tags_ignored_bare"),
-		metricsDropped:  s.Counter("metrics_dropped"),
-		seriesDropped:   s.Counter("metrics_dropped_max_series"),
+		packets:        packets,
+		lines:          s.Counter("lines_received"),
+		invalid:        s.Counter("lines_invalid"),
+		skipped:        s.Counter("lines_skipped"),
+		bareTags:       s.Counter("tags_ignored_bare"),
+		metricsDropped: s.Counter("metrics_dropped"),
+		seriesDropped:  s.Counter("metrics_dropped_max_series"),
 	}
-	for r := range parse.NumReasons {
-		if r == parse.ReasonBadJSON || r == parse.ReasonNotObject || r == parse.ReasonNested || r == parse.ReasonEmpty {
-			continue // JSON-only reasons
-		}
+	for _, r := range parse.StatsDReasons() {
 		c.invalidBy[r] = s.Counter("lines_invalid_" + r.String())
 	}
 	return c
@@ -56,19 +44,13 @@ func newCounters(s *engine.Stats) counters {
 
 // New returns a statsd_server module; it does no I/O until Run.
 func New(m engine.Module, o Options) (*Server, error) {
-	return &Server{m: m, o: o, addr: make(chan string, 1), counters: newCounters(m.Stats)}, nil
+	src := udpsource.New(m, o.ServerOptions)
+	return &Server{m: m, o: o, src: src, counters: newCounters(m.Stats, src.Counters())}, nil
 }
 
 // Addr waits for Run to bind and returns the bound address (tests listen
 // on port 0).
-func (s *Server) Addr(ctx context.Context) (string, error) {
-	select {
-	case a := <-s.addr:
-		return a, nil
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-}
+func (s *Server) Addr(ctx context.Context) (string, error) { return s.src.Addr(ctx) }
 
 // Run listens, aggregates and flushes every flush_interval until ctx is
 // cancelled; then it stops reading and flushes once more.
@@ -77,59 +59,25 @@ func (s *Server) Run(ctx context.Context, out engine.Emitter) error {
 	if err != nil {
 		return err
 	}
-	ln, err := udp.Listen(s.o.Config())
-	if err != nil {
-		return err
-	}
-	if got := ln.ReceiveBuffer(); got < s.o.ReceiveBuffer {
-		s.m.Log.Warn("kernel capped the receive buffer; raise net.core.rmem_max or run with CAP_NET_ADMIN",
-			"requested", s.o.ReceiveBuffer, "effective", got)
-	}
-	s.m.Log.Info("listening", "addr", ln.Addr().String(), "readers", readersOf(s.o.Readers), "receive_buffer", ln.ReceiveBuffer())
-	select {
-	case s.addr <- ln.Addr().String():
-	default:
-	}
-
 	readers := &readerSet{server: s, table: table}
-	readCtx, stopReading := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var readErr error
-	wg.Go(func() { readErr = ln.Run(readCtx, readers.handler) })
-
-	published := publisher{ln: ln, c: &s.counters}
+	var seriesDropped uint64
 	flushEvery := engine.Seconds(s.o.FlushInterval)
-	next := time.NewTimer(flushEvery + s.o.StartupDelay())
-	defer next.Stop()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	listenerDone := make(chan struct{})
-	go func() { wg.Wait(); close(listenerDone) }()
-
-	for {
-		select {
-		case <-ctx.Done():
-			stopReading()
-			<-listenerDone
-			published.publish(table)
-			s.flush(table, out)
-			return nil
-		case <-listenerDone:
-			stopReading()
-			published.publish(table)
-			s.flush(table, out)
-			if readErr == nil {
-				readErr = errors.New("listener stopped")
+	return s.src.Run(ctx, udpsource.Loop{
+		Handler:    readers.handler,
+		FirstFlush: flushEvery + s.o.StartupDelay(),
+		FlushEvery: flushEvery,
+		Flush:      func() { s.flush(table, out) },
+		// Series drops are added as deltas, so the report stays
+		// cumulative across restarts of the module.
+		Publish: func() {
+			n := table.SeriesDropped()
+			if d := n - seriesDropped; d > 0 {
+				s.counters.seriesDropped.Add(d)
+				s.counters.metricsDropped.Add(d)
 			}
-			return readErr
-		case <-tick.C:
-			published.publish(table)
-		case <-next.C:
-			published.publish(table)
-			s.flush(table, out)
-			next.Reset(flushEvery)
-		}
-	}
+			seriesDropped = n
+		},
+	})
 }
 
 func (s *Server) flush(table *aggregate.Table, out engine.Emitter) {
@@ -148,43 +96,10 @@ func (s *Server) flush(table *aggregate.Table, out engine.Emitter) {
 // side in memory rather than in as many stripes as they have lines.
 func tableOptions(o Options) aggregate.Options {
 	t := o.Options
-	if readersOf(o.Readers) == 1 {
+	if udpsource.Readers(o.Readers) == 1 {
 		t.Stripes = 1
 	}
 	return t
-}
-
-func readersOf(n int) int {
-	if n == 0 {
-		return runtime.NumCPU()
-	}
-	return n
-}
-
-// publisher moves the listener's own counts (kernel drops, truncations) and
-// the table's series drops into the self-report counters, as deltas so the
-// report stays cumulative across restarts of the module.
-type publisher struct {
-	ln                 *udp.Listener
-	c                  *counters
-	dropped, truncated uint64
-	seriesDropped      uint64
-}
-
-func (p *publisher) publish(table *aggregate.Table) {
-	add := func(c *engine.Counter, last *uint64, now uint64) uint64 {
-		d := now - *last
-		c.Add(d)
-		*last = now
-		return d
-	}
-	add(p.c.kernelDrops, &p.dropped, p.ln.Dropped())
-	if d := add(p.c.packetsTooLarge, &p.truncated, p.ln.Truncated()); d > 0 {
-		p.c.packetsDropped.Add(d)
-	}
-	if d := add(p.c.seriesDropped, &p.seriesDropped, table.SeriesDropped()); d > 0 {
-		p.c.metricsDropped.Add(d)
-	}
 }
 
 // readerSet builds the per-reader state: a parser, an inflater and a
@@ -200,13 +115,12 @@ type readerSet struct {
 func (rs *readerSet) handler(int) func(packet []byte) {
 	s := rs.server
 	r := &reader{
-		c:        &s.counters,
-		parser:   parse.StatsD{SanitizeNames: s.o.SanitizeNames, MaxTags: s.o.MaxTags, TimestampWindow: int64(s.o.TimestampWindow)},
-		inflater: udp.Inflater{MaxBytes: s.o.MaxDecompressedBytes},
-		writer:   rs.table.NewWriter(),
-		known:    newKnownLines(),
-		inflate:  s.o.TryDecompress,
-		clock:    rs.nowMs,
+		c:       &s.counters,
+		decoder: s.src.NewDecoder(),
+		parser:  parse.StatsD{SanitizeNames: s.o.SanitizeNames, MaxTags: s.o.MaxTags, TimestampWindow: int64(s.o.TimestampWindow)},
+		writer:  rs.table.NewWriter(),
+		known:   newKnownLines(),
+		clock:   rs.nowMs,
 	}
 	if r.clock == nil {
 		r.clock = func() int64 { return time.Now().UnixMilli() }
@@ -216,13 +130,12 @@ func (rs *readerSet) handler(int) func(packet []byte) {
 
 // reader is the state of one socket reader goroutine.
 type reader struct {
-	c        *counters
-	parser   parse.StatsD
-	inflater udp.Inflater
-	writer   *aggregate.Writer
-	known    *knownLines
-	inflate  bool
-	clock    func() int64
+	c       *counters
+	decoder udpsource.Decoder
+	parser  parse.StatsD
+	writer  *aggregate.Writer
+	known   *knownLines
+	clock   func() int64
 
 	// Per datagram: the clock, read only when a line needs it, and the
 	// counts added to the shared counters once at the end.
@@ -232,19 +145,9 @@ type reader struct {
 }
 
 func (r *reader) handle(packet []byte) {
-	r.c.packets.Inc()
-	if r.inflate {
-		out, _, err := r.inflater.Inflate(packet)
-		if err != nil {
-			r.c.packetsDropped.Inc()
-			if errors.Is(err, udp.ErrTooLarge) {
-				r.c.packetsTooLarge.Inc()
-			} else {
-				r.c.packetsCorrupt.Inc()
-			}
-			return
-		}
-		packet = out
+	packet, ok := r.decoder.Decode(packet)
+	if !ok {
+		return
 	}
 	r.parser.Reset()
 	r.nowMs, r.lines, r.bareTags = 0, 0, 0

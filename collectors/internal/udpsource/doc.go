@@ -1,0 +1,7 @@
+// Package udpsource is the socket side shared by the UDP source modules,
+// statsd_server and jsond_server. A Source listens with io/udp, logs where,
+// runs the module's flush loop until shutdown, and moves the listener's
+// drop counts into the self report; a Decoder, one per reader, counts each
+// datagram and inflates it when try_decompress is on. It knows nothing of
+// the protocols: the module's handler parses what the Decoder returns.
+package udpsource
