@@ -13,13 +13,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// This file holds the package's only use of unsafe: recv and meminfo pass
+// addresses to raw syscalls, each converted to uintptr in the call's
+// argument list, which keeps its referent alive and in place for the call
+// (unsafe.Pointer rule 4). msgs reaches its iovecs and buffers through
+// typed pointers, which the garbage collector sees.
+
 // reader drains one socket. Its batch is preallocated: msgs[i] points at
 // buf[i*size:(i+1)*size], and recvmmsg fills as many as are queued.
 type reader struct {
 	// Without BatchWait the reader reads conn through the runtime poller
-	// (rc), which parks it until the socket is readable. With BatchWait it
-	// polls fd instead, a duplicate of the socket that the poller does not
-	// watch (see run).
+	// (rc); with it, fd, a duplicate of the socket the poller does not watch.
 	conn *net.UDPConn
 	rc   syscall.RawConn
 	fd   int // -1 without BatchWait
@@ -27,13 +31,11 @@ type reader struct {
 	buf  []byte
 	msgs []unix.Mmsghdr
 
-	// wait is Config.BatchWait; timer is reused for every pause, and
-	// closed (the Listener's) ends a pause early. readCost is what the
-	// kernel charged for the datagrams read since drainedAt, when the
-	// previous wait began: they arrived at the rate that sizes the next
-	// pause. sinceWait counts the datagrams read since the last wait ended;
-	// woke is set when that wait was on an idle socket. A wait that is not
-	// a pause polls fd and the Listener's wake, which Close makes readable.
+	// wait is Config.BatchWait; closed (the Listener's) ends a pause.
+	// readCost is what the kernel charged for the datagrams read since
+	// drainedAt, when the previous wait began: the rate that sizes the next
+	// pause. sinceWait counts the datagrams read since the last wait; woke
+	// is set when that wait was on an idle socket (a poll of pollFds).
 	wait      time.Duration
 	timer     *time.Timer
 	closed    <-chan struct{}
@@ -45,8 +47,8 @@ type reader struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	// Set by recv, read by run on the same goroutine. recvFn is recv bound
-	// once so that each RawConn.Read does not allocate a method value.
+	// Set by recv, read by run. recvFn is recv bound once, so that
+	// RawConn.Read does not allocate a method value each time.
 	recvFn func(fd uintptr) bool
 	n      int
 	errno  syscall.Errno
@@ -101,9 +103,8 @@ func newReader(conn *net.UDPConn, cfg *Config, closed <-chan struct{}, wake int)
 		return nil, errors.New("SO_MEMINFO: the kernel does not report the socket's drop count (SK_MEMINFO_DROPS)")
 	}
 	if r.wait > 0 {
-		// A socket in the poller's epoll set wakes the process for every
-		// datagram that arrives while the reader pauses. Closing conn takes
-		// it out; the duplicate, never handed to the poller, is not in it.
+		// The poller's epoll set would wake the process for every datagram
+		// during a pause: keep a duplicate that was never in it.
 		var derr error
 		if err := rc.Control(func(fd uintptr) { r.fd, derr = unix.Dup(int(fd)) }); err != nil {
 			return nil, err
@@ -124,20 +125,11 @@ func newReader(conn *net.UDPConn, cfg *Config, closed <-chan struct{}, wake int)
 // false when nothing is queued, so that the runtime poller parks the
 // goroutine until the socket is readable (or closed, which is how Run stops).
 //
-// The call is a raw syscall: MSG_DONTWAIT means it never blocks, so the
-// scheduler need not know about it. A plain Syscall6 enters the runtime's
-// syscall state, and the first one after an idle spell wakes the sysmon
-// thread from its deep sleep into ~1 ms of 20 µs naps: with one CPU, at
-// 100k lines/s in bursts, ~2000 extra context switches a second and ~10%
-// of the agent's CPU (measured with perf and /proc schedstat, see
-// bench/RESULTS.md).
-//
-// A read that drains the socket, after reads that did not, and every
-// sampleEvery reads of a socket that stays full, read the kernel's drop
-// count (sample): a drop means the socket filled, so the reads that empty
-// it again report the drop within a batch or so, without a control message
-// per datagram (perf put SO_RXQ_OVFL's at ~3% of the agent at 100k
-// lines/s).
+// MSG_DONTWAIT never blocks, so the call is raw: a syscall the scheduler
+// sees wakes its sysmon thread after every idle spell (bench/RESULTS.md,
+// "Hot path", step 7). The kernel's drop count is read when a read drains
+// the socket and every sampleEvery reads of one that stays full, instead
+// of a control message per datagram (bench/RESULTS.md, Round 6).
 func (r *reader) recv(fd uintptr) bool {
 	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd,
 		uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(len(r.msgs)), unix.MSG_DONTWAIT, 0, 0)
@@ -159,19 +151,13 @@ func (r *reader) recv(fd uintptr) bool {
 }
 
 // sampleEvery bounds the reads between two readings of the drop count on
-// a socket that never drains: at 32 datagrams a read, ~2k datagrams.
+// a socket that never drains.
 const sampleEvery = 64
 
-// run reads batches and calls h for each datagram until the socket is closed.
-//
-// Without BatchWait, an empty read parks the reader in the runtime poller
-// until the socket is readable: each burst of datagrams costs a wakeup. With
-// BatchWait, a read that drains the socket (a batch that is not full) is
-// followed by a wait (see waitMore): at moderate rates a pause, during which
-// nothing wakes the process, so that one wakeup reads all that arrived. A
-// full batch is followed by another read at once, so a saturated socket
-// never waits. When the Listener closes, what is queued is read first (see
-// drain).
+// run reads batches and calls h for each datagram until the socket is
+// closed. With BatchWait, a read that drains the socket is followed by a
+// wait (waitMore), and what is queued when the Listener closes is read
+// first (drain).
 func (r *reader) run(h func(packet []byte)) error {
 	if r.fd >= 0 {
 		defer r.close()
@@ -234,12 +220,9 @@ func (r *reader) deliver(h func(packet []byte)) {
 	}
 }
 
-// drain reads what is queued when the Listener closes: a pause leaves up
-// to a pause's worth of datagrams in the socket, which closing it would
-// lose, where the server flushes what its readers handed over once they
-// return. It reads no more than the receive buffer holds, so that a
-// flood cannot hold shutdown up. Without BatchWait, Close closes the
-// socket under the reader, whose queue is then seldom more than a burst.
+// drain reads what a pause left queued when the Listener closes, which
+// closing the socket would lose; no more than the receive buffer holds, so
+// that a flood cannot hold shutdown up.
 func (r *reader) drain(h func(packet []byte)) {
 	for left := r.receiveBuffer / queuedOverhead; left > 0; left -= r.n {
 		if !r.recv(uintptr(r.fd)) || r.errno != 0 {
@@ -256,18 +239,12 @@ func (r *reader) drain(h func(packet []byte)) {
 // r.wait, or until the socket is readable when it is idle.
 //
 // What arrives during a pause must fit in the receive buffer, so a pause
-// runs in steps. The first lasts as long as 1/pauseShare of the buffer
-// takes to fill at the rate read since the previous wait began. After
-// each, the socket's queue gives the rate since the pause began, and the
-// next step lasts as long as 1/pauseShare of the room left takes to fill
-// at that rate, so that a load rising pauseShare-fold within any step
-// still fits. The pause goes on while the queue holds at most
-// 1/queueShare of the buffer, and ends when nothing is queued: the load
-// has stopped. An idle socket (nothing read since the last wait) is
-// waited on until a datagram arrives, which costs nothing meanwhile. The
-// rate read before the idle spell says nothing about the load that ends
-// it, so the pause after it is one step of at most firstPause, and the
-// rate read over that one sizes the next.
+// runs in steps, each as long as 1/pauseShare of the room left takes to
+// fill at the last rate seen (read before the pause, then the queue's);
+// a load rising pauseShare-fold within a step still fits. The pause ends
+// when the queue is empty (the load stopped) or holds over 1/queueShare of
+// the buffer. After an idle spell the old rate says nothing, so the pause
+// is one step of at most firstPause, whose rate sizes the next.
 func (r *reader) waitMore() error {
 	now := time.Now()
 	idle := r.sinceWait == 0
@@ -286,9 +263,8 @@ func (r *reader) waitMore() error {
 		if !r.pause(step) || afterIdle {
 			return nil
 		}
-		// The queue since the pause began gives the rate now, in the
-		// kernel's own units; nothing queued means the load has stopped,
-		// and the read that ends the pause finds the socket idle.
+		// The queue gives the rate since the pause began, in the kernel's
+		// own units; nothing queued means the load has stopped.
 		queued, ok := r.sample(uintptr(r.fd))
 		elapsed := time.Since(now)
 		left := r.wait - elapsed
@@ -314,10 +290,9 @@ func (r *reader) sample(fd uintptr) (queued int, ok bool) {
 	return queued, ok
 }
 
-// meminfo reads SO_MEMINFO: what the socket's queued datagrams are charged
-// against its receive buffer, and the count of datagrams the kernel
-// dropped for want of room in it; false if the kernel reports neither.
-// The call is raw for the reason given at recv.
+// meminfo reads SO_MEMINFO, with a raw call as recv: what the queued
+// datagrams are charged against the receive buffer, and the kernel's count
+// of datagrams dropped for want of room; false if it reports neither.
 func meminfo(fd uintptr) (queued int, drops uint32, ok bool) {
 	var info [unix.SK_MEMINFO_VARS]uint32
 	size := uint32(unsafe.Sizeof(info))
@@ -343,10 +318,8 @@ func (r *reader) poll() error {
 }
 
 // pause waits d, or less if the Listener is closed meanwhile, so that
-// shutdown never waits for a pause to end; it returns false then. A reused
-// timer and a select cost no more CPU than time.Sleep (measured: ~33 µs
-// per 1 ms wait either way, nearly all of it the wakeup) and allocate
-// nothing.
+// shutdown never waits for a pause to end; it returns false then. The
+// reused timer allocates nothing and costs no more than time.Sleep.
 func (r *reader) pause(d time.Duration) bool {
 	r.timer.Reset(d)
 	select {
@@ -358,37 +331,26 @@ func (r *reader) pause(d time.Duration) bool {
 	}
 }
 
-// pauseShare: a step of a pause may fill 1/pauseShare of the room left
-// in the receive buffer, at the rate measured before it. The rest absorbs
-// a rise in the load and what arrives while the reader catches up and
-// while other goroutines hold the CPU (a flush): with a quarter, loadgen
-// at 2.6M lines/s against 16 MiB lost 2.5–4.3k datagrams at some flushes,
-// where without pauses it lost none.
+// pauseShare: a step of a pause may fill 1/pauseShare of the room left in
+// the receive buffer; the rest absorbs a rising load and what arrives while
+// a flush holds the CPU (a quarter lost datagrams at flushes: see
+// bench/RESULTS.md, "Agent under load").
 const pauseShare = 16
 
-// queueShare: a pause goes on by another step while the socket's queue
-// holds at most 1/queueShare of the receive buffer; past that it reads,
-// keeping the rest for a surge and for what arrives while other goroutines
-// hold the CPU. The steps (about five reach a quarter at a steady rate)
-// let a pause last 0.3 s up to ~14 MB/s of buffer: ~120k lines/s of
-// bench/loadgen's 20-line datagrams, 2304 bytes each as the kernel counts
-// them, against 16 MiB.
+// queueShare: a pause goes on while the socket's queue holds at most
+// 1/queueShare of the receive buffer, keeping the rest for a surge.
 const queueShare = 4
 
-// firstPause bounds the pause after an idle spell. Even a load that
-// starts at the most the reader can read (~450 MB/s of buffer on loopback
-// at 20 lines a datagram) fills only ~0.5 MB of the receive buffer in it.
+// firstPause bounds the pause after an idle spell: short enough that even
+// a load starting at the reader's top speed fills little of the buffer.
 const firstPause = time.Millisecond
 
 // queuedOverhead and twice the payload bound what the kernel charges a
-// queued datagram against the receive buffer (its truesize: on loopback
-// 832 bytes for 100 of payload, 2304 for 1200).
+// queued datagram against the receive buffer (its truesize).
 const queuedOverhead = 768
 
-// close closes the reader's socket, once: conn without BatchWait; with it,
-// fd, which only the reader's goroutine uses while Run runs, so that the
-// descriptor is never closed under a read that might then hit another
-// file opened under the same number.
+// close closes conn, or fd with BatchWait, once. While Run runs only the
+// reader closes fd, so no read can hit a file reopened under its number.
 func (r *reader) close() error {
 	r.closeOnce.Do(func() {
 		if r.fd >= 0 {
