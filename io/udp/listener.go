@@ -26,7 +26,12 @@ const (
 )
 
 // maxBatchSize is the kernel's limit on messages per recvmmsg (UIO_MAXIOV).
-const maxBatchSize = 1024
+// minPacketSize is the smallest MaxPacketSize, here and for the option
+// max_packet_size: smaller buffers would truncate ordinary clients' datagrams.
+const (
+	maxBatchSize  = 1024
+	minPacketSize = 512
+)
 
 // Config describes a Listener. Zero fields take the defaults above
 // (Readers: runtime.NumCPU()), except BatchWait.
@@ -38,38 +43,19 @@ type Config struct {
 	Readers int
 	// BatchSize is the number of datagrams read by one recvmmsg call.
 	BatchSize int
-	// MaxPacketSize is the size of each receive buffer. A longer datagram is
-	// truncated by the kernel; it is then dropped and counted (Truncated).
+	// MaxPacketSize is the size of each receive buffer, at least 512. A
+	// longer datagram is truncated by the kernel, then dropped and counted
+	// (Truncated).
 	MaxPacketSize int
 	// ReceiveBuffer is the requested SO_RCVBUF of each socket, in bytes.
 	// The kernel may cap it: see Listener.ReceiveBuffer.
 	ReceiveBuffer int
 	// BatchWait is how long a reader pauses after a read that drained its
-	// socket (fewer than BatchSize datagrams), before reading again. A
-	// pause lets datagrams gather so that one wakeup reads them all. The
-	// reader then reads a duplicate of its socket that is in no epoll set,
-	// so nothing wakes the process during a pause (in the runtime poller's
-	// set, every arriving datagram did: a 2 ms pause cost 0.76 → 1.03 CPU s
-	// per 1M lines under bench/loadgen's bursts). What arrives during a
-	// pause must fit in the receive buffer, where a queued datagram takes
-	// more than its payload (on loopback 832 bytes for 100, 2304 for
-	// 700–1200), so a pause runs in steps. The first lasts as long as a
-	// sixteenth of the buffer takes to fill at the rate of the datagrams
-	// read since the previous wait began. After each, the reader asks the
-	// kernel what the socket holds (SO_MEMINFO): nothing means the load
-	// has stopped, and the pause ends; more than a quarter of the buffer,
-	// and the pause ends too; otherwise the next step lasts as long as a
-	// sixteenth of the room left takes to fill at the rate the queue shows.
-	// A read that finds nothing after a pause means the socket is idle: the
-	// reader then blocks until a datagram arrives, and the first pause
-	// after that is one step of at most 1 ms, so that a load starting on an
-	// idle socket is measured before any long pause. A load that jumps
-	// more than sixteenfold within one step can still overflow the buffer:
-	// three 0.5 s surges of 1.7M lines/s on top of 100k, in 20-line
-	// datagrams against 16 MiB, lost 0 and 0.6k of 167k datagrams at 0.3 s
-	// (at 0.1 s in one step, before steps: 1.3k and 1.7k). A load that
-	// fills every batch never pauses. Zero reads through the runtime
-	// poller: a wakeup per burst of datagrams.
+	// socket (fewer than BatchSize datagrams), so that datagrams gather and
+	// one wakeup reads them all; nothing wakes the process meanwhile. A
+	// pause runs in steps sized by the rate and ends early when the load
+	// stops or rises (reader.waitMore). Zero reads through the runtime
+	// poller: a wakeup per burst. See bench/RESULTS.md, Round 6.
 	BatchWait time.Duration
 }
 
@@ -91,8 +77,8 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("udp: readers %d: must be positive", c.Readers)
 	case c.BatchSize < 0 || c.BatchSize > maxBatchSize:
 		return fmt.Errorf("udp: batch_size %d: must be in 1..%d", c.BatchSize, maxBatchSize)
-	case c.MaxPacketSize < 0 || c.MaxPacketSize > DefaultMaxPacketSize:
-		return fmt.Errorf("udp: max_packet_size %d: must be in 1..%d", c.MaxPacketSize, DefaultMaxPacketSize)
+	case c.MaxPacketSize < minPacketSize || c.MaxPacketSize > DefaultMaxPacketSize:
+		return fmt.Errorf("udp: max_packet_size %d: must be in %d..%d", c.MaxPacketSize, minPacketSize, DefaultMaxPacketSize)
 	case c.ReceiveBuffer < 0:
 		return fmt.Errorf("udp: receive_buffer %d: must be positive", c.ReceiveBuffer)
 	case c.BatchWait < 0:
@@ -101,16 +87,14 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// Handler is called once per reader, before the reader starts, with the
-// reader's index in [0, Readers). The function it returns is then called
-// for every datagram that reader receives, on the reader's goroutine, so it
-// is never called concurrently with itself and may keep per-reader state
-// (a parser, a scratch buffer) without locking.
+// Handler is called once per reader, before it starts, with the reader's
+// index in [0, Readers). The function it returns is called for every
+// datagram that reader receives, on the reader's goroutine, so it may keep
+// per-reader state (a parser, a scratch buffer) without locking.
 //
-// packet is valid only during the call: its buffer is reused by the next
-// recvmmsg. Its capacity is capped at its length, so appending to it cannot
-// clobber the next datagram. A slow function stalls its socket, and the
-// kernel then drops what no longer fits in the receive buffer (Dropped).
+// packet is valid only during the call, and its capacity is capped at its
+// length. A slow function stalls its socket; the kernel then drops what no
+// longer fits in the receive buffer (Dropped).
 type Handler func(reader int) func(packet []byte)
 
 // Listener is a set of SO_REUSEPORT UDP sockets bound to one address. Its
@@ -121,8 +105,8 @@ type Listener struct {
 	receiveBuffer int
 	running       atomic.Bool
 	closed        chan struct{} // closed by Close: ends the readers' pauses
-	// wake is an eventfd that Close makes readable, which ends the poll of
-	// readers blocked on an idle socket (BatchWait); -1 without BatchWait.
+	// wake is an eventfd that Close makes readable, to end the poll of
+	// readers blocked on an idle socket; -1 without BatchWait.
 	wake      int
 	closeOnce sync.Once
 	closeErr  error
@@ -185,11 +169,9 @@ func Listen(cfg Config) (*Listener, error) {
 func (l *Listener) Addr() net.Addr { return l.addr }
 
 // ReceiveBuffer returns the effective SO_RCVBUF of the sockets (the
-// smallest, should they differ), as the kernel reports it: Linux doubles the
-// requested size to account for its bookkeeping, and caps the request at
-// net.core.rmem_max unless the process may use SO_RCVBUFFORCE
-// (CAP_NET_ADMIN). A value below twice Config.ReceiveBuffer means the kernel
-// capped it — worth a log line.
+// smallest), as the kernel reports it: twice the request, which is capped
+// at net.core.rmem_max unless the process has CAP_NET_ADMIN. Less than
+// twice Config.ReceiveBuffer means the kernel capped it: worth a log line.
 func (l *Listener) ReceiveBuffer() int { return l.receiveBuffer }
 
 // Run reads datagrams and hands them to h until ctx is done or the Listener
@@ -232,9 +214,8 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.closed)
-		// A reader that polls (BatchWait) closes its own socket when it
-		// sees closed, and Run closes wake once they all have; before Run,
-		// nobody else would.
+		// While Run runs, a polling reader (BatchWait) closes its own
+		// socket and Run closes wake; before Run, nobody else would.
 		running := l.running.Load()
 		for _, r := range l.readers {
 			if r.fd < 0 || !running {
@@ -270,7 +251,7 @@ func (l *Listener) Truncated() uint64 {
 // Dropped returns the number of datagrams the kernel dropped because a
 // socket's receive buffer was full. A reader reads the kernel's count
 // (SO_MEMINFO) when a read drains its socket and every 64 reads of one
-// that stays full, so drops show up as soon as the reader has caught up.
+// that stays full, so drops show up once the reader has caught up.
 func (l *Listener) Dropped() uint64 { return l.sum(func(r *reader) uint64 { return r.dropped.Load() }) }
 
 func (l *Listener) sum(f func(*reader) uint64) uint64 {

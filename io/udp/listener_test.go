@@ -5,6 +5,7 @@ package udp
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -176,60 +177,105 @@ func TestListener_MaxSizeDatagram(t *testing.T) {
 
 func TestListener_Truncated(t *testing.T) {
 	got := make(chan string, 2)
-	l := start(t, Config{Addr: "127.0.0.1:0", Readers: 1, MaxPacketSize: 10}, func(int) func([]byte) {
+	l := start(t, Config{Addr: "127.0.0.1:0", Readers: 1, MaxPacketSize: minPacketSize}, func(int) func([]byte) {
 		return func(p []byte) { got <- string(p) }
 	})
 	conn := dial(t, l.Addr())
-	conn.Write([]byte("01234567890")) // one byte too many
-	conn.Write([]byte("0123456789"))
+	fits := strings.Repeat("0123456789abcdef", minPacketSize/16)
+	conn.Write([]byte(fits + "x")) // one byte too many
+	conn.Write([]byte(fits))
 	select {
 	case p := <-got:
-		if p != "0123456789" {
-			t.Fatalf("handler got %q; the truncated datagram must be dropped", p)
+		if p != fits {
+			t.Fatalf("handler got %d bytes; the truncated datagram must be dropped", len(p))
 		}
 	case <-time.After(failAfter):
 		t.Fatal("datagram not received")
 	}
 	waitFor(t, "counters", func() bool { return l.Packets() == 1 })
-	if l.Truncated() != 1 || l.Bytes() != 10 {
-		t.Fatalf("Truncated %d, Bytes %d; want 1, 10", l.Truncated(), l.Bytes())
+	if l.Truncated() != 1 || l.Bytes() != minPacketSize {
+		t.Fatalf("Truncated %d, Bytes %d; want 1, %d", l.Truncated(), l.Bytes(), minPacketSize)
 	}
 }
 
-// TestListener_Dropped: every datagram sent is either handed over or
-// counted dropped, and the drops show up once the reader has caught up,
-// with no later traffic to carry them; with and without BatchWait.
+// TestListener_Dropped forces kernel drops: the handler blocks on the first
+// datagram while a thousand more are sent to a 4 KiB receive buffer, which
+// holds a handful. Every datagram sent is then either handed over or
+// counted dropped, the drops show up once the reader has caught up (with no
+// later traffic to carry them), and Dropped equals the socket's own count
+// in /proc/net/udp; with and without BatchWait.
 func TestListener_Dropped(t *testing.T) {
 	for _, wait := range []time.Duration{0, time.Millisecond} {
 		t.Run(fmt.Sprintf("wait=%v", wait), func(t *testing.T) {
-			release := make(chan struct{})
+			entered, release := make(chan struct{}), make(chan struct{})
+			var received atomic.Uint64 // counted by the handler itself
 			cfg := Config{Addr: "127.0.0.1:0", Readers: 1, BatchSize: 1, ReceiveBuffer: 4096, BatchWait: wait}
 			l := start(t, cfg, func(int) func([]byte) {
 				first := true
 				return func([]byte) {
+					received.Add(1)
 					if first {
 						first = false
+						close(entered)
 						<-release
 					}
 				}
 			})
 			conn := dial(t, l.Addr())
-			const sent = 1001
-			// The reader is stuck in the handler after the first datagram,
-			// or about to be; either way a 4 KiB buffer holds a handful of
-			// the others, not a thousand.
-			for range sent {
+			send := func() {
 				if _, err := conn.Write([]byte("flood")); err != nil {
 					t.Fatal(err)
 				}
 			}
+			send()
+			select {
+			case <-entered: // the reader is blocked until release
+			case <-time.After(failAfter):
+				t.Fatal("first datagram not received")
+			}
+			const sent = 1001
+			for range sent - 1 {
+				send()
+			}
+			// Nothing is sent from here on: the kernel's count is final.
+			kernel := socketDrops(t, l.Addr().(*net.UDPAddr))
 			close(release)
 			waitFor(t, "every datagram handed over or dropped", func() bool { return l.Packets()+l.Dropped() == sent })
 			if l.Dropped() == 0 || l.Packets() == 0 {
 				t.Fatalf("Packets %d, Dropped %d: want both", l.Packets(), l.Dropped())
 			}
+			if got := received.Load(); l.Packets() != got || l.Dropped() != sent-got {
+				t.Fatalf("handler got %d of %d datagrams; Packets %d, Dropped %d", got, sent, l.Packets(), l.Dropped())
+			}
+			if l.Dropped() != kernel {
+				t.Fatalf("Dropped %d, the socket's count in /proc/net/udp %d", l.Dropped(), kernel)
+			}
 		})
 	}
+}
+
+// socketDrops returns the drops column of the /proc/net/udp line of the
+// socket bound to addr (IPv4): the kernel's count for that socket, read
+// apart from the listener's own reading of it.
+func socketDrops(t *testing.T, addr *net.UDPAddr) uint64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf("%08X:%04X", binary.NativeEndian.Uint32(addr.IP.To4()), addr.Port)
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 2 && f[1] == local {
+			n, err := strconv.ParseUint(f[len(f)-1], 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/net/udp: %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("/proc/net/udp has no socket bound to %s", local)
+	return 0
 }
 
 func TestListener_ReceiveBuffer(t *testing.T) {
@@ -296,6 +342,7 @@ func TestListen_Failure(t *testing.T) {
 	f(Config{Addr: "127.0.0.1:0", Readers: -1})
 	f(Config{Addr: "127.0.0.1:0", BatchSize: 1025})
 	f(Config{Addr: "127.0.0.1:0", MaxPacketSize: 65536})
+	f(Config{Addr: "127.0.0.1:0", MaxPacketSize: minPacketSize - 1}) // as max_packet_size
 	f(Config{Addr: "127.0.0.1:0", ReceiveBuffer: -1})
 	f(Config{Addr: "127.0.0.1:0", BatchWait: -time.Millisecond})
 	f(Config{Addr: "192.0.2.1:0"}) // not a local address

@@ -8,10 +8,9 @@ import (
 )
 
 // defaultBatchWait and maxBatchWait are batch_wait's default and bound, in
-// seconds. A reader pauses in steps while its socket's queue holds at most
-// a quarter of the receive buffer, so a longer pause needs a larger buffer
-// to last at a given rate (0.3 s at 100k lines/s of 20-line datagrams
-// with the default 8 MiB); and what a pause delays lands in the next flush.
+// seconds. A longer pause needs a larger receive buffer to last at a given
+// rate, and what it delays lands in the next flush (bench/RESULTS.md,
+// Round 6).
 const (
 	defaultBatchWait = 0.3
 	maxBatchWait     = 0.5
@@ -27,7 +26,7 @@ type ServerOptions struct {
 	Readers int `toml:"readers"`
 	// BatchSize is the number of datagrams one recvmmsg call reads.
 	BatchSize int `toml:"batch_size"`
-	// MaxPacketSize is the largest datagram accepted whole.
+	// MaxPacketSize is the largest datagram accepted whole, in [512, 65535].
 	MaxPacketSize int `toml:"max_packet_size"`
 	// ReceiveBuffer is the SO_RCVBUF requested for each socket, in bytes.
 	ReceiveBuffer int `toml:"receive_buffer"`
@@ -35,10 +34,9 @@ type ServerOptions struct {
 	TryDecompress bool `toml:"try_decompress"`
 	// MaxDecompressedBytes bounds what one datagram may inflate to.
 	MaxDecompressedBytes int `toml:"max_decompressed_bytes"`
-	// BatchWait is Config.BatchWait in seconds, in [0, 0.5]. The default,
-	// 0.3, takes ~8% less CPU than 0.1 under bench/loadgen's bursts at
-	// 100k lines/s, and 0.1 20% less than 0, half as much when the same
-	// load arrives a few datagrams at a time (see bench/RESULTS.md).
+	// BatchWait is Config.BatchWait in seconds, in [0, 0.5]. Longer
+	// pauses wake the process less often and take less CPU at moderate
+	// rates (bench/RESULTS.md, "Agent under load" and Round 6).
 	BatchWait float64 `toml:"batch_wait"`
 }
 
@@ -66,8 +64,8 @@ func (o *ServerOptions) Validate() error {
 		min, max int
 	}{
 		{"readers", o.Readers, 0, 1024},
-		{"batch_size", o.BatchSize, 1, 1024},
-		{"max_packet_size", o.MaxPacketSize, 512, DefaultMaxPacketSize},
+		{"batch_size", o.BatchSize, 1, maxBatchSize},
+		{"max_packet_size", o.MaxPacketSize, minPacketSize, DefaultMaxPacketSize},
 		{"receive_buffer", o.ReceiveBuffer, 4096, 1 << 30},
 		{"max_decompressed_bytes", o.MaxDecompressedBytes, 1024, 64 << 20},
 	}
