@@ -131,6 +131,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	a.log.Info("started", "sources", len(a.sources), "destinations", len(a.destinations))
+	stopWarnings := make(chan struct{})
+	warned := make(chan struct{})
+	go func() {
+		defer close(warned)
+		a.warnLosses(stopWarnings, LossWarnInterval)
+	}()
+	defer func() {
+		close(stopWarnings)
+		<-warned
+		a.logTotals()
+	}()
 
 	var result error
 	select {

@@ -1,0 +1,122 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/bucky3/bucky3/engine"
+)
+
+func TestStats_Losses(t *testing.T) {
+	s := engine.NewStats()
+	s.Counter("metrics_received").Add(100)
+	s.Counter("lines_invalid").Add(5)
+	s.Counter("lines_invalid_bad_value").Add(3)
+	s.Counter("lines_invalid_bad_type").Add(2)
+	s.Counter("metrics_dropped").Add(7) // a total with no reason beside it
+	s.Counter("packets_dropped_kernel") // zero: not listed
+	want := []engine.Loss{
+		{Reason: "lines_invalid_bad_type", Count: 2},
+		{Reason: "lines_invalid_bad_value", Count: 3},
+		{Reason: "metrics_dropped", Count: 7},
+	}
+	if got := s.Losses(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Losses() = %v, want %v", got, want)
+	}
+}
+
+// lossSource counts one loss per second, at 0.5 s, 1.5 s…, under reason
+// "lines_invalid_test" until stopped.
+type lossSource struct{ stats *engine.Stats }
+
+func (s lossSource) Run(ctx context.Context, out engine.Emitter) error {
+	c := s.stats.Counter("lines_invalid_test")
+	time.Sleep(500 * time.Millisecond)
+	c.Inc()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if ctx.Err() == nil {
+				c.Inc()
+			}
+		}
+	}
+}
+
+func TestAgent_WarnsOfLossesOncePerInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		types := []engine.Type{
+			engine.SourceType("lsrc", func() srcOptions { return srcOptions{SourceOptions: engine.DefaultSourceOptions()} },
+				func(m engine.Module, o srcOptions) (lossSource, error) { return lossSource{m.Stats}, nil }),
+			engine.DestinationType("rec", func() dstOptions { return dstOptions{DestinationOptions: engine.DefaultDestinationOptions()} },
+				func(m engine.Module, o dstOptions) (*recorder, error) { return &recorder{}, nil }),
+		}
+		cfg, err := engine.Parse([]byte("[src]\nmodule_type = \"lsrc\"\nrandomize_startup = false\n[out]\nmodule_type = \"rec\"\n"), types, env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		a, err := engine.NewAgent(cfg, &syncWriter{w: &logs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- a.Run(ctx) }()
+		// 150.25 s: losses at 0.5…149.5 s, warnings at 60 and 120 s.
+		time.Sleep(150*time.Second + 250*time.Millisecond)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		var warnings, totals []string
+		for _, line := range strings.Split(logs.String(), "\n") {
+			switch {
+			case strings.Contains(line, "data dropped in the last"):
+				warnings = append(warnings, line)
+			case strings.Contains(line, "dropped since start"):
+				totals = append(totals, line)
+			}
+		}
+		if len(warnings) != 2 {
+			t.Fatalf("want 2 warnings in 150 s, got %d:\n%s", len(warnings), logs.String())
+		}
+		for i, w := range warnings {
+			if !strings.Contains(w, "module=src") || !strings.Contains(w, " lines_invalid_test=60") || !strings.Contains(w, "level=WARN") {
+				t.Errorf("warning %d is not 60 losses of src: %s", i, w)
+			}
+		}
+		if len(totals) != 1 || !strings.Contains(totals[0], " src.lines_invalid_test=150") {
+			t.Fatalf("want one shutdown line with src's 150 losses, got %q", totals)
+		}
+	})
+}
+
+func TestAgent_NoLossNoWarning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, logs := agent(t, basic, func(ctx context.Context, out engine.Emitter) error {
+			<-ctx.Done()
+			return nil
+		}, &recorder{})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- a.Run(ctx) }()
+		time.Sleep(3 * time.Minute)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "nothing dropped since start") {
+			t.Fatalf("a run without losses logged:\n%s", logs.String())
+		}
+	})
+}
