@@ -57,12 +57,11 @@ func DefaultOptions(defaultPort int) Options {
 	}
 }
 
-// Validate checks the shared options. Error messages start with the option
-// name so that the config loader can prefix the module name.
+// Validate checks the push options. The engine's registry checks the
+// common ones (flush_interval among them) before it, once. Error messages
+// start with the option name so that the config loader can prefix the
+// module name.
 func (o *Options) Validate() error {
-	if err := o.ValidateCommon(); err != nil {
-		return err
-	}
 	if len(o.RemoteHosts) == 0 {
 		return fmt.Errorf("remote_hosts: at least one host is required")
 	}

@@ -58,7 +58,7 @@ func NewCounters(s *engine.Stats) Counters {
 // (reason shutdown). When ctx is cancelled it returns ctx.Err() promptly,
 // also counting what it held as dropped.
 //
-// o must have passed Validate.
+// o must have passed the registry's checks (ValidateCommon, then Validate).
 func Run(ctx context.Context, in <-chan *engine.Batch, m engine.Module, o Options, p Pusher) error {
 	r := runner{
 		o:        o,
@@ -122,12 +122,9 @@ func (r *runner) flush(ctx context.Context, final bool) {
 		if !final {
 			n = min(n, budget)
 		}
-		// Encoding a flush of many series takes a while (10k series to
-		// carbon: 10–20 ms of CPU). Where the agent has one CPU, the socket
-		// readers would share it evenly with the push meanwhile, as they
-		// did with the table's flush before it yielded between stripes;
-		// yielding between chunks lets a reader with datagrams waiting
-		// go first.
+		// On one CPU, encoding a large flush would hold the socket readers
+		// off: let one with datagrams waiting go first (bench/RESULTS.md,
+		// Round 5).
 		runtime.Gosched()
 		chunk := r.q.Peek(n)
 		sent, dropped, err := r.p.Push(ctx, chunk)

@@ -67,9 +67,18 @@ func testOptions() Options {
 	return o
 }
 
+// validate checks o as the engine's registry does: the common options,
+// then the push options.
+func validate(o *Options) error {
+	if err := o.ValidateCommon(); err != nil {
+		return err
+	}
+	return o.Validate()
+}
+
 // start runs Run in the current synctest bubble.
 func start(t *testing.T, o Options, p Pusher) *harness {
-	if err := o.Validate(); err != nil {
+	if err := validate(&o); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -292,7 +301,7 @@ func TestOptions_Validate(t *testing.T) {
 		t.Helper()
 		o := DefaultOptions(2003)
 		edit(&o)
-		err := o.Validate()
+		err := validate(&o)
 		if wantErr == "" {
 			if err != nil {
 				t.Fatalf("unexpected error %v", err)
