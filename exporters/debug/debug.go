@@ -23,8 +23,9 @@ func DefaultOptions() Options {
 	return Options{DestinationOptions: engine.DefaultDestinationOptions()}
 }
 
-// Validate checks o; errors name the offending option.
-func (o *Options) Validate() error { return o.ValidateCommon() }
+// Validate checks the options of this module type. It has none of its own:
+// the registry checks the common ones.
+func (o *Options) Validate() error { return nil }
 
 // Output is the debug_output destination.
 type Output struct {
@@ -37,25 +38,14 @@ type Output struct {
 	buf      []byte
 }
 
-// New returns an output for options o, writing to os.Stderr. It does no
-// I/O.
-func New(m engine.Module, o Options) (*Output, error) {
-	if err := o.Validate(); err != nil {
-		return nil, err
-	}
-	log := m.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	stats := m.Stats
-	if stats == nil {
-		stats = engine.NewStats()
-	}
+// New returns an output writing to os.Stderr. o was validated by the
+// registry; m's Log and Stats must be set. It does no I/O.
+func New(m engine.Module, _ Options) (*Output, error) {
 	return &Output{
 		W:        os.Stderr,
-		log:      log,
-		received: stats.Counter("metrics_received"),
-		errors:   stats.FlushErrors,
+		log:      m.Log,
+		received: m.Stats.Counter("metrics_received"),
+		errors:   m.Stats.FlushErrors,
 	}, nil
 }
 

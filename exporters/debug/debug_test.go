@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"strings"
 	"testing"
@@ -69,9 +70,14 @@ func FuzzAppendMetric(f *testing.F) {
 	})
 }
 
+// module is what the supervisor hands New: a logger and stats are always set.
+func module(stats *engine.Stats) engine.Module {
+	return engine.Module{Name: "dbg", Type: "debug_output", Log: slog.New(slog.DiscardHandler), Stats: stats}
+}
+
 func TestRun(t *testing.T) {
 	stats := engine.NewStats()
-	d, err := New(engine.Module{Name: "dbg", Stats: stats}, DefaultOptions())
+	d, err := New(module(stats), DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +112,7 @@ func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk ful
 
 func TestRunCountsWriteErrors(t *testing.T) {
 	stats := engine.NewStats()
-	d, err := New(engine.Module{Stats: stats}, DefaultOptions())
+	d, err := New(module(stats), DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +129,7 @@ func TestRunCountsWriteErrors(t *testing.T) {
 }
 
 func TestRunStopsOnCancel(t *testing.T) {
-	d, err := New(engine.Module{}, DefaultOptions())
+	d, err := New(module(engine.NewStats()), DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,13 +140,20 @@ func TestRunStopsOnCancel(t *testing.T) {
 	}
 }
 
+// The registry validates the options once, before New: the common ones
+// (flush_interval) included.
 func TestOptionsValidate(t *testing.T) {
 	o := DefaultOptions()
 	if err := o.Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
 	}
-	o.FlushInterval = -1
-	if err := o.Validate(); err == nil || !strings.HasPrefix(err.Error(), "flush_interval:") {
-		t.Errorf("Validate() = %v, want a flush_interval error", err)
+	types := []engine.Type{engine.DestinationType("debug_output", DefaultOptions, New)}
+	noEnv := func(string) (string, bool) { return "", false }
+	if _, err := engine.Parse([]byte("[d]\nmodule_type = \"debug_output\"\n"), types, noEnv); err != nil {
+		t.Errorf("defaults through the registry: %v", err)
+	}
+	_, err := engine.Parse([]byte("[d]\nmodule_type = \"debug_output\"\nflush_interval = -1\n"), types, noEnv)
+	if err == nil || !strings.Contains(err.Error(), "flush_interval:") {
+		t.Errorf("flush_interval = -1 through the registry: %v, want a flush_interval error", err)
 	}
 }

@@ -52,11 +52,9 @@ func DefaultOptions() Options {
 	return o
 }
 
-// Validate checks o; errors name the offending option.
+// Validate checks the options of this module type; errors name the
+// offending option. The registry checks the common ones before.
 func (o *Options) Validate() error {
-	if err := o.ValidateCommon(); err != nil {
-		return err
-	}
 	if _, _, err := net.SplitHostPort(o.LocalHost); err != nil {
 		return fmt.Errorf("local_host: %w", err)
 	}
@@ -93,26 +91,16 @@ type Exporter struct {
 	readyOnce sync.Once
 }
 
-// New returns an exporter for validated options o. It does no I/O.
+// New returns an exporter for options o, which the registry validated; m's
+// Log and Stats must be set. It does no I/O.
 func New(m engine.Module, o Options) (*Exporter, error) {
-	if err := o.Validate(); err != nil {
-		return nil, err
-	}
-	log := m.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	stats := m.Stats
-	if stats == nil {
-		stats = engine.NewStats()
-	}
 	return &Exporter{
-		log:      log,
+		log:      m.Log,
 		opts:     o,
 		path:     "/" + strings.TrimPrefix(o.HTTPPath, "/"),
 		start:    time.Now(),
-		store:    newStore(stats),
-		requests: stats.Counter("http_requests"),
+		store:    newStore(m.Stats),
+		requests: m.Stats.Counter("http_requests"),
 		ready:    make(chan struct{}),
 	}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -34,6 +35,11 @@ type harness struct {
 	client *http.Client
 }
 
+// module is what the supervisor hands New: a logger and stats are always set.
+func module(stats *engine.Stats) engine.Module {
+	return engine.Module{Name: "prom", Type: "prometheus_exporter", Log: slog.New(slog.DiscardHandler), Stats: stats}
+}
+
 func start(t *testing.T, edit func(*Options)) *harness {
 	t.Helper()
 	o := DefaultOptions()
@@ -42,7 +48,7 @@ func start(t *testing.T, edit func(*Options)) *harness {
 		edit(&o)
 	}
 	stats := engine.NewStats()
-	e, err := New(engine.Module{Name: "prom", Type: "prometheus_exporter", Stats: stats}, o)
+	e, err := New(module(stats), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +399,7 @@ func TestExporterPortInUse(t *testing.T) {
 	defer ln.Close()
 	o := DefaultOptions()
 	o.LocalHost = ln.Addr().String()
-	e, err := New(engine.Module{}, o)
+	e, err := New(module(engine.NewStats()), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,7 +411,7 @@ func TestExporterPortInUse(t *testing.T) {
 func TestExporterCancel(t *testing.T) {
 	o := DefaultOptions()
 	o.LocalHost = "127.0.0.1:0"
-	e, err := New(engine.Module{}, o)
+	e, err := New(module(engine.NewStats()), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,7 +450,14 @@ func TestOptionsValidate(t *testing.T) {
 	f(func(o *Options) { o.Compression = "br" }, "compression:")
 	f(func(o *Options) { o.ValuesTimeout = 0 }, "values_timeout:")
 	f(func(o *Options) { o.LocalHost = "9103" }, "local_host:")
-	f(func(o *Options) { o.FlushInterval = 0 }, "flush_interval:")
+
+	// The registry checks the common options (flush_interval) once,
+	// before Validate and New.
+	types := []engine.Type{engine.DestinationType("prometheus_exporter", DefaultOptions, New)}
+	_, err := engine.Parse([]byte("[p]\nmodule_type = \"prometheus_exporter\"\nflush_interval = 0\n"), types, func(string) (string, bool) { return "", false })
+	if err == nil || !strings.Contains(err.Error(), "flush_interval:") {
+		t.Errorf("flush_interval = 0 through the registry: %v, want a flush_interval error", err)
+	}
 }
 
 // promtoolPath finds promtool on PATH or where scripts/backends.sh puts it.
