@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -89,14 +88,8 @@ func (s *Stats) Run(ctx context.Context, out engine.Emitter) error {
 	}
 	defer cli.Close()
 
-	if d := startupDelay(&s.opts); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
+	if !s.opts.WaitStartup(ctx) {
+		return nil
 	}
 	tick := time.NewTicker(engine.Seconds(s.opts.FlushInterval))
 	defer tick.Stop()
@@ -108,15 +101,6 @@ func (s *Stats) Run(ctx context.Context, out engine.Emitter) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// startupDelay is SPEC §2.1: a random 0…min(interval-1, 15) s, only for
-// intervals above 3 s, so that a fleet of agents does not poll in lockstep.
-func startupDelay(o *Options) time.Duration {
-	if !o.RandomizeStartup || o.FlushInterval <= 3 {
-		return 0
-	}
-	return rand.N(engine.Seconds(min(o.FlushInterval-1, 15)) + 1)
 }
 
 // deadline bounds one collection: a hanging daemon must not delay the

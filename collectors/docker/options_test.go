@@ -48,14 +48,16 @@ func TestOptions_Validate_Failure(t *testing.T) {
 	f("env_mapping", func(o *Options) { o.EnvMapping = map[string]string{"": "a"} })
 }
 
+// TestStartupDelay: the engine's SPEC §2.1 delay, as docker_stats options
+// configure it.
 func TestStartupDelay(t *testing.T) {
 	f := func(randomize bool, interval float64, max time.Duration) {
 		t.Helper()
 		o := DefaultOptions()
 		o.RandomizeStartup, o.FlushInterval = randomize, interval
 		for range 100 {
-			if d := startupDelay(&o); d < 0 || d > max {
-				t.Fatalf("startupDelay(%v, %v) = %v, want 0…%v", randomize, interval, d, max)
+			if d := o.StartupDelay(); d < 0 || d > max {
+				t.Fatalf("StartupDelay(%v, %v) = %v, want 0…%v", randomize, interval, d, max)
 			}
 		}
 	}
