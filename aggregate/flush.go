@@ -66,7 +66,7 @@ func (t *Table) Flush(now time.Time) []engine.Metric {
 
 // flushYieldEvery is how many series Flush summarises between yields:
 // a stripe's share of 10k series over 256 stripes (bench/RESULTS.md,
-// Round 7).
+// Round 7 and "Design notes").
 const flushYieldEvery = 64
 
 // flusher builds the metrics of one Flush.

@@ -124,7 +124,7 @@ func (r *runner) flush(ctx context.Context, final bool) {
 		}
 		// On one CPU, encoding a large flush would hold the socket readers
 		// off: let one with datagrams waiting go first (bench/RESULTS.md,
-		// Round 5).
+		// Round 5 and "Design notes").
 		runtime.Gosched()
 		chunk := r.q.Peek(n)
 		sent, dropped, err := r.p.Push(ctx, chunk)

@@ -338,7 +338,8 @@ func (r *reader) pause(d time.Duration) bool {
 const pauseShare = 16
 
 // queueShare: a pause goes on while the socket's queue holds at most
-// 1/queueShare of the receive buffer, keeping the rest for a surge.
+// 1/queueShare of the receive buffer, keeping the rest for a surge. This
+// and the next two constants: bench/RESULTS.md, "Design notes".
 const queueShare = 4
 
 // firstPause bounds the pause after an idle spell: short enough that even

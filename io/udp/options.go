@@ -36,7 +36,7 @@ type ServerOptions struct {
 	MaxDecompressedBytes int `toml:"max_decompressed_bytes"`
 	// BatchWait is Config.BatchWait in seconds, in [0, 0.5]. Longer
 	// pauses wake the process less often and take less CPU at moderate
-	// rates (bench/RESULTS.md, "Agent under load" and Round 6).
+	// rates (bench/RESULTS.md, Round 6 and "Design notes").
 	BatchWait float64 `toml:"batch_wait"`
 }
 
