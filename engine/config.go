@@ -22,11 +22,14 @@ type GlobalOptions struct {
 	LogFormat string
 	// ShutdownTimeout bounds the final flush and push at shutdown.
 	ShutdownTimeout float64
+	// MemoryLimit is the agent's memory budget in bytes (0: none); see
+	// Memory.
+	MemoryLimit int64
 }
 
 // globalKeys are the top-level keys of GlobalOptions. log_level is also a
 // module option: modules inherit it like any other top-level key.
-var globalKeys = []string{"log_level", "log_format", "shutdown_timeout"}
+var globalKeys = []string{"log_level", "log_format", "shutdown_timeout", "memory_limit"}
 
 // ModuleConfig is one configured, validated module, ready to build.
 type ModuleConfig struct {
@@ -98,7 +101,7 @@ func Parse(data []byte, types []Type, lookupEnv func(string) (string, bool)) (*C
 		}
 	}
 
-	cfg := &Config{Global: GlobalOptions{LogLevel: "info", LogFormat: "text", ShutdownTimeout: 5}}
+	cfg := &Config{Global: GlobalOptions{LogLevel: "info", LogFormat: "text", ShutdownTimeout: 5, MemoryLimit: DefaultMemoryLimit}}
 	globals := map[string]any{}
 	var moduleNames []string
 	for _, key := range topLevelKeys(md) {
@@ -192,6 +195,7 @@ func decodeGlobals(globals map[string]any, g *GlobalOptions) error {
 		LogLevel        *string  `toml:"log_level"`
 		LogFormat       *string  `toml:"log_format"`
 		ShutdownTimeout *float64 `toml:"shutdown_timeout"`
+		MemoryLimit     *int64   `toml:"memory_limit"`
 	}
 	subset := map[string]any{}
 	for _, k := range globalKeys {
@@ -221,6 +225,12 @@ func decodeGlobals(globals map[string]any, g *GlobalOptions) error {
 			return &ConfigError{Option: "shutdown_timeout", Err: fmt.Errorf("must be above 0, got %v", *raw.ShutdownTimeout)}
 		}
 		g.ShutdownTimeout = *raw.ShutdownTimeout
+	}
+	if raw.MemoryLimit != nil {
+		if *raw.MemoryLimit != 0 && *raw.MemoryLimit < minMemoryLimit {
+			return &ConfigError{Option: "memory_limit", Err: fmt.Errorf("must be 0 (no limit) or at least %d bytes (64 MiB), got %d", minMemoryLimit, *raw.MemoryLimit)}
+		}
+		g.MemoryLimit = *raw.MemoryLimit
 	}
 	return nil
 }

@@ -167,6 +167,12 @@ module_type = "test_source"`, `"unknown_global"`)
 	f(`log_level = "loud"
 [a]
 module_type = "test_source"`, "log_level", "loud")
+	f(`memory_limit = 1000
+[a]
+module_type = "test_source"`, "memory_limit", "64 MiB", "1000")
+	f(`memory_limit = "1G"
+[a]
+module_type = "test_source"`, "memory_limit")
 	f(`x = "${UNSET_VAR}"`, "UNSET_VAR")
 	f(`x = "$UNSET_VAR"`, "UNSET_VAR")
 	f(`[a]

@@ -31,10 +31,12 @@ type Emitter interface {
 }
 
 // Module is what a module constructor receives besides its options: its
-// identity, its logger and its self-report counters.
+// identity, its logger, its self-report counters and the agent's memory
+// budget (nil when there is none).
 type Module struct {
-	Name  string
-	Type  string
-	Log   *slog.Logger
-	Stats *Stats
+	Name   string
+	Type   string
+	Log    *slog.Logger
+	Stats  *Stats
+	Memory *Memory
 }

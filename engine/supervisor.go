@@ -37,6 +37,7 @@ type Agent struct {
 	sources         []*runner
 	destinations    []*runner
 	inboxes         []*inbox
+	memory          *Memory
 }
 
 // runner is one module instance and its restart bookkeeping.
@@ -59,6 +60,7 @@ func NewAgent(cfg *Config, w io.Writer) (*Agent, error) {
 	a := &Agent{
 		log:             NewLogger(w, cfg.Global.LogFormat, ParseLevel(cfg.Global.LogLevel)).With("module", "agent"),
 		shutdownTimeout: Seconds(cfg.Global.ShutdownTimeout),
+		memory:          NewMemory(uint64(cfg.Global.MemoryLimit)),
 	}
 	byName := map[string]*inbox{}
 	var allInboxes []*inbox
@@ -71,7 +73,7 @@ func NewAgent(cfg *Config, w io.Writer) (*Agent, error) {
 		if mc.Common.SelfReport {
 			r.report = Seconds(mc.Common.SelfReportInterval)
 		}
-		built, err := mc.build(Module{Name: mc.Name, Type: mc.Type.Name, Log: r.log, Stats: r.stats})
+		built, err := mc.build(Module{Name: mc.Name, Type: mc.Type.Name, Log: r.log, Stats: r.stats, Memory: a.memory})
 		if err != nil {
 			return nil, &ConfigError{Module: mc.Name, Err: err}
 		}
@@ -130,6 +132,13 @@ func (a *Agent) Run(ctx context.Context) error {
 			reportWG.Go(func() { a.selfReport(srcCtx, r) })
 		}
 	}
+	memCtx, stopMemory := context.WithCancel(context.Background())
+	var memWG sync.WaitGroup
+	memWG.Go(func() { a.memory.run(memCtx) })
+	defer func() {
+		stopMemory()
+		memWG.Wait()
+	}()
 	a.log.Info("started", "sources", len(a.sources), "destinations", len(a.destinations))
 	stopWarnings := make(chan struct{})
 	warned := make(chan struct{})

@@ -1,0 +1,93 @@
+package engine
+
+import (
+	"context"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultMemoryLimit is the default of the global memory_limit option.
+const DefaultMemoryLimit = 1 << 30
+
+// minMemoryLimit is the smallest budget accepted: below it the agent's
+// own working set would keep it tight.
+const minMemoryLimit = 64 << 20
+
+// memoryCheckEvery is how often the budget samples the runtime: at 1M
+// lines/s a flood grows the heap by tens of MiB in this time, well inside
+// the 10% margin of a default budget.
+const memoryCheckEvery = 100 * time.Millisecond
+
+// Memory is the agent's memory budget (the global memory_limit). Sources
+// ask it before they keep a new series or object, destinations before they
+// queue more: while Tight, they refuse and count the refusal under reason
+// memory_limit. A nil *Memory never reports tight: modules built outside an
+// agent (tests, tools) run unbounded.
+type Memory struct {
+	limit uint64
+	tight atomic.Bool
+	used  atomic.Uint64
+}
+
+// NewMemory returns a budget of limit bytes; 0 means no budget (nil).
+func NewMemory(limit uint64) *Memory {
+	if limit == 0 {
+		return nil
+	}
+	return &Memory{limit: limit}
+}
+
+// Tight reports whether the Go-managed memory passed 90% of the budget at
+// the last sample. It costs one atomic load.
+func (m *Memory) Tight() bool { return m != nil && m.tight.Load() }
+
+// Limit returns the budget in bytes, 0 when there is none.
+func (m *Memory) Limit() uint64 {
+	if m == nil {
+		return 0
+	}
+	return m.limit
+}
+
+// Used returns the Go-managed memory at the last sample, in bytes.
+func (m *Memory) Used() uint64 {
+	if m == nil {
+		return 0
+	}
+	return m.used.Load()
+}
+
+// set records a sample of used bytes.
+func (m *Memory) set(used uint64) {
+	m.used.Store(used)
+	m.tight.Store(used > m.limit/10*9)
+}
+
+// run sets Go's soft memory limit to the budget, so the collector works
+// harder as the heap nears it, then samples the runtime until ctx is done.
+func (m *Memory) run(ctx context.Context) {
+	if m == nil {
+		return
+	}
+	previous := debug.SetMemoryLimit(int64(min(m.limit, 1<<62)))
+	defer debug.SetMemoryLimit(previous)
+	// What the soft limit counts: all memory the runtime maps, less what
+	// it has returned to the OS.
+	samples := []metrics.Sample{
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+	}
+	t := time.NewTicker(memoryCheckEvery)
+	defer t.Stop()
+	for {
+		metrics.Read(samples)
+		m.set(samples[0].Value.Uint64() - samples[1].Value.Uint64())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
