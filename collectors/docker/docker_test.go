@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -237,8 +240,75 @@ func TestStats_CgroupV2(t *testing.T) {
 	}
 }
 
+// TestStats_CgroupV1Systemd reads the v1 fixture tree, where the systemd
+// driver put idA at system.slice/docker-<id>.scope and idB under its
+// --cgroup-parent my-app.slice, i.e. my.slice/my-app.slice. The values are
+// worked out by hand from the fixture files.
 func TestStats_CgroupV1Systemd(t *testing.T) {
-	b, _ := collectOnce(t, "testdata/cgroup-v1", "my-app.slice")
+	b, r := collectOnce(t, "testdata/cgroup-v1", "my-app.slice")
+	f := func(id, bucket, name string, want ...any) {
+		t.Helper()
+		var got []engine.Metric
+		for _, m := range b.Metrics {
+			n, _ := m.Tag("name")
+			if d, _ := m.Tag("docker_id"); d == id[:12] && m.Bucket == bucket && n == name {
+				got = append(got, m)
+			}
+		}
+		if len(got) != 1 {
+			t.Fatalf("%s %s name=%q: %d metrics, want 1", id[:12], bucket, name, len(got))
+		}
+		var fields []any
+		for _, fl := range got[0].Fields {
+			fields = append(fields, fl.Name, fl.Value.Num)
+		}
+		if !reflect.DeepEqual(fields, want) {
+			t.Fatalf("%s %s name=%q: fields %v, want %v", id[:12], bucket, name, fields, want)
+		}
+	}
+	// idA: cpuacct.usage_percpu "100 200"; cfs quota 150000 µs per 100000
+	// µs period is 1.5 CPUs; 100 MiB used of a 256 MiB limit; eth0 and lo
+	// from testdata/proc/4242/net/dev; sizes from inspect.
+	f(idA, "docker_cpu", "cpu0", "usage", 100.0)
+	f(idA, "docker_cpu", "cpu1", "usage", 200.0)
+	f(idA, "docker_cpu", "total", "usage", 300.0, "limit_ps", 1.5e9)
+	f(idA, "docker_memory", "", "used_bytes", 100.0*(1<<20), "limit_bytes", 256.0*(1<<20))
+	f(idA, "docker_interface", "eth0", "rx_bytes", 1234567.0, "rx_packets", 8901.0, "rx_errors", 2.0, "rx_dropped", 3.0,
+		"tx_bytes", 765432.0, "tx_packets", 4321.0, "tx_errors", 4.0, "tx_dropped", 5.0)
+	f(idA, "docker_interface", "lo", "rx_bytes", 840.0, "rx_packets", 10.0, "rx_errors", 0.0, "rx_dropped", 0.0,
+		"tx_bytes", 840.0, "tx_packets", 10.0, "tx_errors", 0.0, "tx_dropped", 0.0)
+	f(idA, "docker_filesystem", "", "total_bytes", 7340032.0, "used_bytes", 4096.0)
+	// idB: four per-CPU counters "3000 0 2000 0"; quota -1 and no limit
+	// in inspect leave the host's 2 CPUs; the v1 "unlimited" memory limit
+	// becomes the host's MemTotal, 2048000 kB; no /proc/4343, no
+	// interfaces.
+	f(idB, "docker_cpu", "cpu0", "usage", 3000.0)
+	f(idB, "docker_cpu", "cpu1", "usage", 0.0)
+	f(idB, "docker_cpu", "cpu2", "usage", 2000.0)
+	f(idB, "docker_cpu", "cpu3", "usage", 0.0)
+	f(idB, "docker_cpu", "total", "usage", 5000.0, "limit_ps", 2e9)
+	f(idB, "docker_memory", "", "used_bytes", 8192000.0, "limit_bytes", 2048000.0*1024)
+	f(idB, "docker_filesystem", "", "total_bytes", float64(1<<20), "used_bytes", 0.0)
+	if len(b.Metrics) != 14 {
+		t.Fatalf("%d metrics, want the 14 above", len(b.Metrics))
+	}
+	// Every idA metric carries the same tags besides name: labels
+	// sanitised (of com.example.team and com_example.team, the later in
+	// label-name order wins), env_mapping, and the module's own.
+	for _, m := range b.Metrics {
+		if d, _ := m.Tag("docker_id"); d != idA[:12] {
+			continue
+		}
+		m.Tags = slices.Clone(m.Tags)
+		m.DeleteTag("name")
+		want := "[{com_example_team wins-by-name-order} {docker_id a1b2c3d4e5f6} {docker_name web-1} {org_image_version 1.2.3} {service shop}]"
+		if got := fmt.Sprint(m.Tags); got != want {
+			t.Fatalf("%s tags %s, want %s", m.Bucket, got, want)
+		}
+	}
+	if n := r.stats.Counter("read_errors").Load(); n != 1 {
+		t.Fatalf("read_errors = %d, want 1: /proc/4343", n)
+	}
 	checkGolden(t, "cgroup-v1-systemd", render(b))
 }
 

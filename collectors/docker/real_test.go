@@ -6,6 +6,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 
 	"github.com/bucky3/bucky3/engine"
 )
@@ -13,11 +14,15 @@ import (
 // TestStats_RealDockerd runs two containers on a real daemon — one with
 // labels, environment and CPU and memory limits, one with none — and
 // checks every bucket, field and tag the module emits for them, reading
-// the machine's real cgroups (v1 here) and network namespaces.
+// the machine's real cgroups and network namespaces. What the cgroups
+// hold depends on the host's version: v1 counts CPU time per CPU, v2 only
+// in total.
 func TestStats_RealDockerd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Docker daemon")
 	}
+	v2 := hostCgroupV2(t)
+	t.Logf("host cgroup version: v2=%v", v2)
 	d := startDockerd(t)
 	imageSize := float64(d.importBurner(t, "bucky3-burner:test"))
 	limited := d.run(t, "burner-limited", &container.Config{
@@ -62,16 +67,30 @@ func TestStats_RealDockerd(t *testing.T) {
 		"com_example_image": "from-image",
 		"tier":              "backend",
 		"service":           "checkout",
-	}, 5e8, 64<<20, imageSize, cpus)
+	}, 5e8, 64<<20, imageSize, cpus, v2)
 	checkContainer(t, b, free, "burner-free", map[string]string{
 		"com_example_image": "from-image",
-	}, float64(cpus)*1e9, float64(*meminfo.MemTotal*1024), imageSize, cpus)
+	}, float64(cpus)*1e9, float64(*meminfo.MemTotal*1024), imageSize, cpus, v2)
+}
+
+// hostCgroupV2 reports whether /sys/fs/cgroup is the unified hierarchy
+// (cgroup2fs, what `stat -fc %T` prints), the one the daemon then uses; a
+// v1 or hybrid host mounts a tmpfs of per-controller trees there. It asks
+// the kernel rather than the module's own detection, which is under test.
+func hostCgroupV2(t *testing.T) bool {
+	t.Helper()
+	var fs unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &fs); err != nil {
+		t.Fatal(err)
+	}
+	return fs.Type == unix.CGROUP2_SUPER_MAGIC
 }
 
 // checkContainer checks the metrics of the container id: every metric
 // carries exactly the container's tags (plus name where the bucket has
 // one), and the values are plausible for burnerSource under the limits.
-func checkContainer(t *testing.T, b *engine.Batch, id, name string, extra map[string]string, limitPS, limitBytes, imageSize float64, cpus int) {
+// v2 says the host runs cgroup v2: no per-CPU series then.
+func checkContainer(t *testing.T, b *engine.Batch, id, name string, extra map[string]string, limitPS, limitBytes, imageSize float64, cpus int, v2 bool) {
 	t.Helper()
 	want := map[string]string{"docker_name": name, "docker_id": id[:12]}
 	for k, v := range extra {
@@ -109,8 +128,9 @@ func checkContainer(t *testing.T, b *engine.Batch, id, name string, extra map[st
 		return v.Num
 	}
 
-	// cpuacct.usage_percpu has a counter per possible CPU, at least one
-	// per online CPU.
+	// v1's cpuacct.usage_percpu has a counter per possible CPU, at least
+	// one per online CPU, and the total is their sum. v2 keeps only the
+	// total (cpu.stat usage_usec).
 	var sum float64
 	n := 0
 	for ; len(byBucket[fmt.Sprintf("docker_cpu/cpu%d", n)]) > 0; n++ {
@@ -120,10 +140,15 @@ func checkContainer(t *testing.T, b *engine.Batch, id, name string, extra map[st
 		}
 		sum += u
 	}
-	if n < cpus {
+	total := field("docker_cpu/total", "usage")
+	switch {
+	case v2 && n != 0:
+		t.Errorf("%s: %d per-CPU series under cgroup v2, which has no per-CPU counters", name, n)
+	case v2 && total <= 0:
+		t.Errorf("%s: total usage %v, want above 0", name, total)
+	case !v2 && n < cpus:
 		t.Errorf("%s: usage of %d CPUs, want at least the %d online", name, n, cpus)
-	}
-	if total := field("docker_cpu/total", "usage"); total != sum || total <= 0 {
+	case !v2 && (total != sum || total <= 0):
 		t.Errorf("%s: total usage %v, per-CPU sum %v: want equal and above 0", name, total, sum)
 	}
 	if got := field("docker_cpu/total", "limit_ps"); got != limitPS {
