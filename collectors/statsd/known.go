@@ -3,7 +3,6 @@ package statsd
 import (
 	"hash/maphash"
 	"math/bits"
-	"unsafe"
 
 	"github.com/bucky3/bucky3/aggregate"
 	"github.com/bucky3/bucky3/parse"
@@ -11,57 +10,48 @@ import (
 
 // knownLines remembers, for the shapes of lines a reader accepted (the
 // line without its values, see parse.AppendShape), the series they fed,
-// their type and sample rate. A line of a known shape then costs copying
-// and hashing its shape, parsing its values and one aggregate.Writer.AddTo:
-// no tag parsing and sorting, no key building, no index lookup. Nearly
-// every line of a steady load has a known shape, as clients send the same
-// series with the same tags and rate over and over.
+// their type and sample rate. A line of a known shape, nearly every line
+// of a steady load, then costs a hash of its shape, the parse of its
+// values and one aggregate.Writer.AddTo: no tag parsing, sorting or key.
 //
 // The memo is set associative: a shape's hash picks a set of knownWays
 // slots, whose entries share one cache line, and a new shape evicts a slot
 // of its set not hit since the clock hand last passed (CLOCK). Memory
-// stays bounded (knownSlots shapes of at most maxShapeLen bytes) however
-// many series there are, and a slot reuses its buffer, so evictions do not
-// allocate either.
+// stays bounded however many series there are, and slots reuse their
+// buffers, so evictions do not allocate.
 type knownLines struct {
-	// entries[i] is the entry of slot i: its shape hash's tag bits and
-	// the index in lines of what it holds (see entryOf), 0 for an empty
-	// slot. lines is filled in the order shapes arrive, not by hash, so
-	// that the lines of a datagram, which clients send in the same order
-	// every time, find their slots next to each other in memory.
+	// entries[i] is slot i's entry (see entryOf), 0 when empty. lines is
+	// filled in the order shapes arrive, not by hash, so that a datagram's
+	// lines, which clients send in the same order every time, find their
+	// records side by side (bench/RESULTS.md, Round 7).
 	entries []uint64
 	lines   []knownLine
 	sets    []clock
-	// seed keys the shapes' hashes: maphash hashes a shape in half the
-	// time xxhash takes (7 against 14 ns for 80 bytes, measured on the
-	// benchmark machine; a line's hash was ~9% of the agent's CPU at 3M
-	// lines/s), and a seed no client knows keeps one from crafting shapes
-	// that all land in one set.
+	// seed keys the shapes' hashes: maphash is twice as fast as xxhash on
+	// a shape (bench/RESULTS.md, Round 5), and a seed no client knows keeps
+	// one from crafting shapes that all land in one set.
 	seed maphash.Seed
-	// batch holds the lines load split off the datagram, with their
-	// shapes in shapes.
+	// batch holds the lines load split off the datagram, their shapes in
+	// shapes.
 	batch  []pending
 	shapes []byte
 
-	// With far more series than slots, each seen seldom, nearly every
-	// lookup misses and the memo only adds work (a third more per line
-	// at 100k series each sent once per interval). So after a window of
-	// lookups with few hits, only one line in sparseEvery, picked at
-	// random so that no periodic load escapes the sample, tries the memo,
-	// until a window of those tries hits again. Not while half the slots
-	// are still empty: then the misses are a cold start, which going
-	// sparse would stretch sixteenfold, parsing nearly every line in full
-	// for longer than the socket buffer lasts at millions of lines/s.
+	// sparse is set when a window of lookups hit seldom (far more series
+	// than slots, where the memo only adds work): then one line in
+	// sparseEvery, picked at random so that no periodic load escapes,
+	// tries the memo until a window of tries hits again. Never while half
+	// the slots are empty: those misses are a cold start, which sparse
+	// mode would stretch sixteenfold. See bench/RESULTS.md, "Design notes:
+	// statsd_server reader path".
 	sparse        bool
 	random        uint64 // xorshift state
 	lookups, hits uint32 // in the current window
 	filled        int    // slots ever filled, the next free index in lines
 }
 
-// The memo's size: 32768 × ~100 bytes plus the shapes, ~5 MiB per reader
-// when full. Sets of 8 keep all but ~0.1% of 10k series, where 2-way sets
-// lost 12% of them to conflicts (measured: 88% hits under bench/loadgen's
-// 10k series), and up to ~25k series mostly.
+// The memo's size, ~5 MiB per reader when full. Sets of 8 keep nearly all
+// of 10k series, which 2-way sets lost to conflicts (bench/RESULTS.md,
+// "Design notes: statsd_server reader path").
 const (
 	knownWays  = 8
 	knownSets  = 4096
@@ -87,17 +77,14 @@ const (
 	sparseEvery   = 16
 )
 
-// batchLines is how many lines load looks up together. Looking a line up
-// touches memory that is seldom in the cache when there are thousands of
-// series (the set's hashes, the slot, the shape, the series): fetching
-// these for a whole batch at once overlaps the misses, where one line at a
-// time waits for each. Measured in the agent at 100k lines/s, 10k series:
-// the misses were ~60% of the CPU time.
+// batchLines is how many lines load looks up together: with thousands of
+// series what a lookup touches is seldom in the cache, and prefetching it
+// for a whole batch first overlaps the misses (bench/RESULTS.md, "Design
+// notes: statsd_server reader path").
 const batchLines = 32
 
-// maxShapeLen bounds what one slot holds. Longer shapes are parsed in full
-// every time: a hostile client with huge tag sections cannot make the
-// memo big.
+// maxShapeLen bounds a slot's shape, so that huge tag sections cannot
+// make the memo big: longer shapes are parsed in full every time.
 const maxShapeLen = 256
 
 type knownLine struct {
@@ -166,7 +153,7 @@ func (k *knownLines) load(packet []byte) []byte {
 		if k.shapes, p.values, ok = parse.AppendShape(k.shapes, p.line); ok && len(k.shapes)-start <= maxShapeLen {
 			p.shape = k.shapes[start:len(k.shapes):len(k.shapes)]
 			p.hash = max(maphash.Bytes(k.seed, p.shape), 1)
-			prefetch(uintptr(unsafe.Pointer(&k.entries[setOf(p.hash)*knownWays])))
+			prefetchSet(&k.entries[setOf(p.hash)*knownWays])
 		} else {
 			k.shapes = k.shapes[:start]
 		}
@@ -175,17 +162,16 @@ func (k *knownLines) load(packet []byte) []byte {
 	for i := range k.batch {
 		if p := &k.batch[i]; p.shape != nil {
 			if p.slot = k.slotOf(p); p.slot >= 0 {
-				// A knownLine (96 bytes) spans two cache lines.
-				at := uintptr(unsafe.Pointer(&k.lines[k.entries[p.slot]&lineMask]))
-				prefetch(at)
-				prefetch(at + unsafe.Sizeof(knownLine{}) - 1)
+				kl := &k.lines[k.entries[p.slot]&lineMask]
+				prefetchLine(kl)
+				prefetchLineEnd(kl)
 			}
 		}
 	}
 	for i := range k.batch {
 		if p := &k.batch[i]; p.slot >= 0 {
 			kl := &k.lines[k.entries[p.slot]&lineMask]
-			prefetch(uintptr(unsafe.Pointer(unsafe.SliceData(kl.shape))))
+			prefetchBytes(kl.shape)
 			series, sample := kl.ref.Hints()
 			prefetch(series)
 			if sample != 0 {
