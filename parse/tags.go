@@ -64,9 +64,9 @@ func (p *StatsD) parseTags(section []byte, nowMs int64, s *Sample) error {
 }
 
 // tagSpan locates the parts of a tag. It is filled and read field by
-// field through a pointer: returned or assigned whole, the struct went
-// through the stack in wide copies that stalled on the narrow stores
-// before them, a fifth of a tagged datagram's parse in profiles.
+// field through a pointer: returned or assigned whole, it went through the
+// stack in wide copies that stalled on the narrow stores before them (see
+// bench/RESULTS.md, "Design notes: statsd_server reader path").
 type tagSpan struct {
 	valid int // length of the key's prefix made of name bytes
 	sep   int // index of the separator, the first unescaped '=' or ':'; end for a bare tag
@@ -76,11 +76,10 @@ type tagSpan struct {
 	escaped, ascii bool
 }
 
-// scan locates the first tag of section in one pass: tags are short and
-// each of the former separate scans (tag end, key end, separator, UTF-8
-// check of the value) cost about a tenth of a tagged datagram's parse in
-// profiles. A backslash escapes the byte after it everywhere in the tag,
-// so an escaped comma, '=' or ':' ends nothing.
+// scan locates the first tag of section in one pass instead of a scan
+// each for the tag's end, the key's end, the separator and the value's
+// UTF-8 (see bench/RESULTS.md, "Design notes: statsd_server reader path"). A backslash escapes the byte after it
+// everywhere in the tag, so an escaped comma, '=' or ':' ends nothing.
 func (t *tagSpan) scan(section []byte) {
 	i := 0
 	for i < len(section) && nameByte[section[i]] {
@@ -126,8 +125,7 @@ func (t *tagSpan) scan(section []byte) {
 
 // plainLen returns the length of the prefix of b without a comma, a
 // backslash or a byte above 0x7f. Tag values are most of a tagged line's
-// bytes and their byte loop was a seventh of its parse in profiles, so
-// it looks at 8 bytes at a time; see hasByte.
+// bytes, so it looks at 8 bytes at a time; see hasByte.
 func plainLen(b []byte) int {
 	i := 0
 	for ; i+8 <= len(b); i += 8 {
@@ -245,7 +243,7 @@ func canonicalTags(tags []Tag) []Tag {
 }
 
 // compareKeys is bytes.Compare for non-empty keys, which usually differ
-// in their first byte: comparing it first saves most calls (profiled).
+// in their first byte: comparing it first saves most calls.
 func compareKeys(a, b []byte) int {
 	if a[0] != b[0] {
 		return int(a[0]) - int(b[0])

@@ -90,10 +90,8 @@ func (s *Server) flush(table *aggregate.Table, out engine.Emitter) {
 
 // tableOptions returns the table's options for o. A table written by one
 // reader gets a single stripe: stripes keep readers from waiting on each
-// other, and one reader has no one to wait on, while a stripe keeps its
-// series in the order they arrived, so that the lines of a datagram, which
-// clients send in much the same order each time, update series side by
-// side in memory rather than in as many stripes as they have lines.
+// other, and one stripe keeps a datagram's series side by side in arrival
+// order (bench/RESULTS.md, Round 7).
 func tableOptions(o Options) aggregate.Options {
 	t := o.Options
 	if udpsource.Readers(o.Readers) == 1 {
@@ -102,8 +100,8 @@ func tableOptions(o Options) aggregate.Options {
 	return t
 }
 
-// readerSet builds the per-reader state: a parser, an inflater and a
-// table writer that only that reader's goroutine touches.
+// readerSet builds the per-reader state: a decoder, a parser, a table
+// writer and a memo that only that reader's goroutine touches.
 type readerSet struct {
 	server *Server
 	table  *aggregate.Table
@@ -144,6 +142,8 @@ type reader struct {
 	sample          parse.Sample
 }
 
+// handle is the reader's function for each datagram: it looks the lines
+// up in the memo batchLines at a time and parses in full only the misses.
 func (r *reader) handle(packet []byte) {
 	packet, ok := r.decoder.Decode(packet)
 	if !ok {
