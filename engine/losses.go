@@ -12,10 +12,11 @@ import (
 const LossWarnInterval = time.Minute
 
 // IsLoss reports whether a counter named name counts lost data: by
-// convention its name holds "dropped" or "invalid" ("lines_invalid_bad_value",
-// "packets_dropped_kernel", "metrics_dropped_max_series").
+// convention its name holds "dropped", "invalid" or "not_finite"
+// ("lines_invalid_bad_value", "packets_dropped_kernel",
+// "metrics_dropped_max_series", "values_not_finite").
 func IsLoss(name string) bool {
-	return strings.Contains(name, "dropped") || strings.Contains(name, "invalid")
+	return strings.Contains(name, "dropped") || strings.Contains(name, "invalid") || strings.Contains(name, "not_finite")
 }
 
 // Loss is the count of one loss counter.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 )
@@ -62,13 +63,14 @@ type router struct {
 // metadata and relabel rules, then offers the batch to every destination
 // the source feeds.
 type emitter struct {
-	router   *router
-	source   string
-	metadata []Tag
-	rules    []rule
-	inboxes  []*inbox
-	produced *Counter
-	filtered *Counter
+	router    *router
+	source    string
+	metadata  []Tag
+	rules     []rule
+	inboxes   []*inbox
+	produced  *Counter
+	filtered  *Counter
+	notFinite *Counter
 }
 
 func newEmitter(r *router, name string, o *SourceOptions, inboxes []*inbox, stats *Stats) *emitter {
@@ -78,6 +80,8 @@ func newEmitter(r *router, name string, o *SourceOptions, inboxes []*inbox, stat
 		inboxes:  inboxes,
 		produced: stats.Counter("metrics_produced"),
 		filtered: stats.Counter("metrics_filtered"),
+		// Counted and logged as a loss: see IsLoss.
+		notFinite: stats.Counter("values_not_finite"),
 	}
 	for k, v := range o.Metadata {
 		e.metadata = append(e.metadata, Tag{Key: k, Value: v})
@@ -93,6 +97,9 @@ func (e *emitter) Emit(b *Batch) {
 	for i := range b.Metrics {
 		m := &b.Metrics[i]
 		e.decorate(m)
+		if !e.finite(m) {
+			continue
+		}
 		if !relabel(e.rules, m) {
 			e.filtered.Inc()
 			continue
@@ -115,6 +122,31 @@ func (e *emitter) Emit(b *Batch) {
 	for _, in := range e.inboxes {
 		in.offer(b)
 	}
+}
+
+// finite drops m's ±Inf and NaN fields, which no destination can write
+// (valid input can overflow: "c:1e300|c|@1e-10"), counting each. It
+// reports whether m has a field left.
+func (e *emitter) finite(m *Metric) bool {
+	bad := 0
+	for _, f := range m.Fields {
+		if f.Value.Kind == KindNumber && (math.IsInf(f.Value.Num, 0) || math.IsNaN(f.Value.Num)) {
+			bad++
+		}
+	}
+	if bad == 0 {
+		return true
+	}
+	e.notFinite.Add(uint64(bad))
+	// A new slice: m.Fields may be shared with other metrics.
+	fields := make([]Field, 0, len(m.Fields)-bad)
+	for _, f := range m.Fields {
+		if f.Value.Kind != KindNumber || !math.IsInf(f.Value.Num, 0) && !math.IsNaN(f.Value.Num) {
+			fields = append(fields, f)
+		}
+	}
+	m.Fields = fields
+	return len(fields) > 0
 }
 
 // decorate merges the source's metadata into m's tags (tags m already has

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -205,5 +206,46 @@ module_type = "rec"
 	)
 	if !slices.Equal(got[0].Tags, tags("a", "1", "added", "x")) || !slices.Equal(got[1].Tags, tags("added", "x", "b", "2")) {
 		t.Fatalf("tags: %+v / %+v", got[0].Tags, got[1].Tags)
+	}
+}
+
+func TestEmit_NonFiniteFieldsDroppedAndCounted(t *testing.T) {
+	num := func(name string, v float64) engine.Field { return engine.Field{Name: name, Value: engine.Number(v)} }
+	shared := []engine.Field{num("count", math.Inf(1)), num("lower", 1), num("mean", math.NaN())}
+	ms := []engine.Metric{
+		{Bucket: "t", Fields: shared},
+		{Bucket: "u", Fields: shared[:1]}, // nothing left: not sent
+		{Bucket: "v", Fields: []engine.Field{num("x", math.Inf(-1)), {Name: "s", Value: engine.String("ok")}}},
+		{Bucket: "w", Fields: []engine.Field{num("x", math.MaxFloat64)}},
+	}
+	rec := &recorder{}
+	var logs *bytes.Buffer
+	synctest.Test(t, func(t *testing.T) {
+		var a *engine.Agent
+		a, logs = agent(t, basic, func(ctx context.Context, out engine.Emitter) error {
+			out.Emit(&engine.Batch{Metrics: ms})
+			<-ctx.Done()
+			return nil
+		}, rec)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := a.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var got []string
+	for _, m := range rec.metrics() {
+		for _, f := range m.Fields {
+			got = append(got, m.Bucket+"."+f.Name)
+		}
+	}
+	if want := []string{"t.lower", "v.s", "w.x"}; !slices.Equal(got, want) {
+		t.Fatalf("delivered fields %v, want %v", got, want)
+	}
+	if !math.IsInf(shared[0].Value.Num, 1) || shared[1].Name != "lower" {
+		t.Fatal("the source's field slice was modified")
+	}
+	if !strings.Contains(logs.String(), "src.values_not_finite=4") {
+		t.Fatalf("4 non-finite values not counted as a loss:\n%s", logs.String())
 	}
 }
