@@ -213,7 +213,9 @@ func TestRun_CountAndTimeLimits(t *testing.T) {
 		}
 		h.checkBalance()
 		h.cancel()
-		<-h.done
+		if err := <-h.done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run returned %v after cancel, want context.Canceled", err)
+		}
 	})
 	synctest.Test(t, func(t *testing.T) {
 		o := testOptions()
@@ -228,7 +230,9 @@ func TestRun_CountAndTimeLimits(t *testing.T) {
 		}
 		h.checkBalance()
 		h.cancel()
-		<-h.done
+		if err := <-h.done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run returned %v after cancel, want context.Canceled", err)
+		}
 	})
 }
 
@@ -254,7 +258,9 @@ func TestRun_PartialFailureKeepsTheRest(t *testing.T) {
 		}
 		h.checkBalance()
 		close(h.in)
-		<-h.done
+		if err := <-h.done; err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 

@@ -20,7 +20,9 @@ func zlibBytes(t testing.TB, level int, p []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Write(p)
+	if _, err := w.Write(p); err != nil {
+		t.Fatal(err)
+	}
 	w.Close()
 	return b.Bytes()
 }
@@ -29,7 +31,9 @@ func gzipBytes(t testing.TB, p []byte) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	w := gzip.NewWriter(&b)
-	w.Write(p)
+	if _, err := w.Write(p); err != nil {
+		t.Fatal(err)
+	}
 	w.Close()
 	return b.Bytes()
 }
@@ -115,11 +119,15 @@ func bomb(t *testing.T, gz bool, mib int) []byte {
 		t.Fatal(err)
 	}
 	zeros := make([]byte, 1<<20)
-	w.Write(zeros)
+	if _, err := w.Write(zeros); err != nil {
+		t.Fatal(err)
+	}
 	w.Flush()
 	first := bytes.Clone(seg.Bytes())
 	seg.Reset()
-	w.Write(zeros)
+	if _, err := w.Write(zeros); err != nil {
+		t.Fatal(err)
+	}
 	w.Flush()
 
 	var out []byte
@@ -200,11 +208,15 @@ func FuzzInflate(f *testing.F) {
 		}
 		zbuf.Reset()
 		zw.Reset(&zbuf)
-		zw.Write(p)
+		if _, err := zw.Write(p); err != nil {
+			t.Fatal(err)
+		}
 		zw.Close()
 		gbuf.Reset()
 		gw.Reset(&gbuf)
-		gw.Write(p)
+		if _, err := gw.Write(p); err != nil {
+			t.Fatal(err)
+		}
 		gw.Close()
 		for _, c := range [][]byte{zbuf.Bytes(), gbuf.Bytes()} {
 			out, compressed, err := inf.Inflate(c)

@@ -58,6 +58,13 @@ func dial(t *testing.T, addr net.Addr) *net.UDPConn {
 	return c
 }
 
+func write(t *testing.T, c *net.UDPConn, p string) {
+	t.Helper()
+	if _, err := c.Write([]byte(p)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // waitFor polls cond until it holds; it fails the test after failAfter.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -182,8 +189,8 @@ func TestListener_Truncated(t *testing.T) {
 	})
 	conn := dial(t, l.Addr())
 	fits := strings.Repeat("0123456789abcdef", minPacketSize/16)
-	conn.Write([]byte(fits + "x")) // one byte too many
-	conn.Write([]byte(fits))
+	write(t, conn, fits+"x") // one byte too many
+	write(t, conn, fits)
 	select {
 	case p := <-got:
 		if p != fits {
@@ -315,7 +322,7 @@ func TestListener_Shutdown(t *testing.T) {
 	go func() {
 		done <- l.Run(ctx, func(int) func([]byte) { return func([]byte) { got <- struct{}{} } })
 	}()
-	dial(t, l.Addr()).Write([]byte("x"))
+	write(t, dial(t, l.Addr()), "x")
 	<-got // the readers are running
 	cancel()
 	waitStopped(t, done, "after cancel")
@@ -363,7 +370,7 @@ func TestListener_DualStack(t *testing.T) {
 	})
 	port := l.Addr().(*net.UDPAddr).Port
 	for _, ip := range []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback} {
-		dial(t, &net.UDPAddr{IP: ip, Port: port}).Write([]byte(ip.String()))
+		write(t, dial(t, &net.UDPAddr{IP: ip, Port: port}), ip.String())
 		select {
 		case p := <-got:
 			if p != ip.String() {

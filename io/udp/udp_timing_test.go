@@ -115,14 +115,10 @@ func cpuNanos(b *testing.B) int64 {
 // BenchmarkListener_Paced measures the CPU the receiving process spends
 // per datagram at fixed moderate rates, datagrams evenly spread: without a
 // batch wait a reader pays a wakeup, an empty recvmmsg and a park for
-// nearly every one; with one, a wakeup per step of a pause and the reads
-// of what gathered. 0.1 s was the default when a pause was one step; here,
-// where the handler does nothing, 0.3 s in steps saves only at the lowest
-// rate, where the wakeups weigh most: what it saves in the agent is in the
-// handler, which reads each series more often per wakeup. One reader,
-// 1000-byte datagrams (a 20-line StatsD packet). The sender is a child
-// process (see TestPacedSender), so that its CPU is not counted; ns/op is
-// only the pace, plus the last pause.
+// nearly every one; with one, a wakeup per step of a pause (results:
+// bench/RESULTS.md, Round 6). One reader, 1000-byte datagrams (a 20-line
+// StatsD packet). The sender is a child process (see TestPacedSender), so
+// that its CPU is not counted; ns/op is only the pace, plus the last pause.
 func BenchmarkListener_Paced(b *testing.B) {
 	for _, rate := range []int{1000, 5000, 20000} {
 		for _, wait := range []time.Duration{0, 100 * time.Millisecond, 300 * time.Millisecond} {
@@ -158,7 +154,11 @@ func benchmarkPaced(b *testing.B, rate int, wait time.Duration) {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer cmd.Wait()
+	defer func() {
+		if err := cmd.Wait(); err != nil {
+			b.Errorf("sender: %v", err)
+		}
+	}()
 	if line, err := bufio.NewReader(out).ReadString('\n'); line != "ready\n" {
 		b.Fatalf("sender: %q, %v", line, err)
 	}
@@ -202,7 +202,7 @@ func TestPacedSender(t *testing.T) {
 	msg := []byte(strings.Repeat("x", size))
 	runtime.LockOSThread()
 	os.Stdout.WriteString("ready\n")
-	os.Stdin.Read(make([]byte, 1)) // EOF when the benchmark starts the clock
+	_, _ = os.Stdin.Read(make([]byte, 1)) // EOF when the benchmark starts the clock
 	var begin unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &begin); err != nil {
 		t.Fatal(err)
