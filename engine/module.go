@@ -39,4 +39,7 @@ type Module struct {
 	Log    *slog.Logger
 	Stats  *Stats
 	Memory *Memory
+	// AllStats returns the counters of every module of the agent, for a
+	// destination that serves the agent's own metrics. Nil outside an agent.
+	AllStats func() []ModuleStats
 }

@@ -99,3 +99,32 @@ func (s *Stats) Snapshot() []Field {
 	slices.SortFunc(fields, func(a, b Field) int { return strings.Compare(a.Name, b.Name) })
 	return append([]Field{{Name: "uptime", Value: Number(s.Uptime().Seconds())}}, fields...)
 }
+
+// StatValue is the current value of one counter or gauge of a Stats.
+type StatValue struct {
+	Name  string
+	Gauge bool // a gauge, not a cumulative counter
+	Value float64
+}
+
+// Values returns every counter and gauge of s, sorted by name.
+func (s *Stats) Values() []StatValue {
+	s.mu.Lock()
+	out := make([]StatValue, 0, len(s.counters)+len(s.gauges))
+	for name, c := range s.counters {
+		out = append(out, StatValue{Name: name, Value: float64(c.Load())})
+	}
+	for name, g := range s.gauges {
+		out = append(out, StatValue{Name: name, Gauge: true, Value: float64(g.Load())})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b StatValue) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// ModuleStats is one module's counters, as the agent's own metrics show them.
+type ModuleStats struct {
+	Name  string
+	Kind  ModuleKind
+	Stats *Stats
+}

@@ -73,7 +73,7 @@ func NewAgent(cfg *Config, w io.Writer) (*Agent, error) {
 		if mc.Common.SelfReport {
 			r.report = Seconds(mc.Common.SelfReportInterval)
 		}
-		built, err := mc.build(Module{Name: mc.Name, Type: mc.Type.Name, Log: r.log, Stats: r.stats, Memory: a.memory})
+		built, err := mc.build(Module{Name: mc.Name, Type: mc.Type.Name, Log: r.log, Stats: r.stats, Memory: a.memory, AllStats: a.allStats})
 		if err != nil {
 			return nil, &ConfigError{Module: mc.Name, Err: err}
 		}
@@ -180,6 +180,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	return result
+}
+
+// allStats lists every module's counters, sources first.
+func (a *Agent) allStats() []ModuleStats {
+	out := make([]ModuleStats, 0, len(a.sources)+len(a.destinations))
+	for _, r := range a.sources {
+		out = append(out, ModuleStats{Name: r.name, Kind: ModuleSource, Stats: r.stats})
+	}
+	for _, r := range a.destinations {
+		out = append(out, ModuleStats{Name: r.name, Kind: ModuleDestination, Stats: r.stats})
+	}
+	return out
 }
 
 // firstErr keeps the first error: a keeps-failing stop stays the reason

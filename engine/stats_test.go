@@ -1,0 +1,45 @@
+package engine_test
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/bucky3/bucky3/engine"
+)
+
+func TestStats_Values(t *testing.T) {
+	s := engine.NewStats()
+	s.Counter("lines_received").Add(3)
+	s.Gauge("series").Set(-2)
+	want := []engine.StatValue{
+		{Name: "flush_errors", Value: 0},
+		{Name: "lines_received", Value: 3},
+		{Name: "series", Gauge: true, Value: -2},
+	}
+	if got := s.Values(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Values() = %+v, want %+v", got, want)
+	}
+}
+
+func TestModule_AllStats(t *testing.T) {
+	var all func() []engine.ModuleStats
+	var own *engine.Stats
+	types := []engine.Type{
+		engine.SourceType("fsrc", func() srcOptions { return srcOptions{SourceOptions: engine.DefaultSourceOptions()} },
+			func(m engine.Module, o srcOptions) (funcSource, error) { own = m.Stats; return nil, nil }),
+		engine.DestinationType("rec", func() dstOptions { return dstOptions{DestinationOptions: engine.DefaultDestinationOptions()} },
+			func(m engine.Module, o dstOptions) (*recorder, error) { all = m.AllStats; return &recorder{}, nil }),
+	}
+	cfg, err := engine.Parse([]byte("[out]\nmodule_type = \"rec\"\n[src]\nmodule_type = \"fsrc\"\n"), types, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.NewAgent(cfg, &syncWriter{w: nil}); err != nil {
+		t.Fatal(err)
+	}
+	got := all()
+	if len(got) != 2 || got[0].Name != "src" || got[0].Kind != engine.ModuleSource || got[0].Stats != own ||
+		got[1].Name != "out" || got[1].Kind != engine.ModuleDestination {
+		t.Fatalf("AllStats() = %+v", got)
+	}
+}
