@@ -110,7 +110,9 @@ type readerSet struct {
 	nowMs func() int64
 }
 
-func (rs *readerSet) handler(int) func(packet []byte) {
+func (rs *readerSet) handler(int) func(packet []byte) { return rs.newReader().handle }
+
+func (rs *readerSet) newReader() *reader {
 	s := rs.server
 	r := &reader{
 		c:       &s.counters,
@@ -123,7 +125,7 @@ func (rs *readerSet) handler(int) func(packet []byte) {
 	if r.clock == nil {
 		r.clock = func() int64 { return time.Now().UnixMilli() }
 	}
-	return r.handle
+	return r
 }
 
 // reader is the state of one socket reader goroutine.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"testing"
@@ -133,17 +134,39 @@ func field(t *testing.T, m engine.Metric, name string) float64 {
 }
 
 func TestServer_ReferenceCounters(t *testing.T) {
+	// rate is count over the interval, from the table's start in Run to
+	// the flush after the cancel. The test cannot read that interval, but
+	// it can bound it: it began between before and started and ended
+	// between stopping and stopped. Letting it last 200 ms, and at least
+	// four times the setup, makes the bounds closer than a factor of 1.5
+	// apart, so a rate off by 2×, per millisecond or per interval fails,
+	// and every series must show the same interval.
+	before := time.Now()
 	r := start(t, nil)
+	started := time.Now()
 	r.send(t, "gorm:1.5|c\ngorm:3|c", "gorm:0.5|c", "gurm:1|c|@0.1\nform:10|c|@0.2")
 	r.waitLines(t, 5)
+	time.Sleep(time.Until(started.Add(max(200*time.Millisecond, 4*started.Sub(before)))))
+	stopping := time.Now()
 	ms := r.stop(t)
+	stopped := time.Now()
+	longest, shortest := stopped.Sub(before).Seconds(), stopping.Sub(started).Seconds()
+	if longest > 1.5*shortest {
+		t.Fatalf("setup and shutdown took %v of %v: the interval is too uncertain to check rates", stopped.Sub(before)-stopping.Sub(started), stopped.Sub(before))
+	}
+	interval := 0.0
 	for name, want := range map[string]float64{"gorm": 5, "gurm": 10, "form": 50} {
 		m := find(t, ms, "stats_counters", "name", name)
 		if got := field(t, m, "count"); got != want {
 			t.Errorf("%s count = %v, want %v", name, got, want)
 		}
-		if rate := field(t, m, "rate"); rate <= 0 || rate > want/0.001 {
-			t.Errorf("%s rate = %v", name, rate)
+		got := want / field(t, m, "rate")
+		if interval == 0 {
+			interval = got
+		}
+		// The relative 1e-9 only absorbs float rounding.
+		if got < shortest*(1-1e-9) || got > longest*(1+1e-9) || math.Abs(got-interval) > 1e-9*interval {
+			t.Errorf("%s: count/rate = %v s, want one interval in [%v, %v] for all series (first: %v)", name, got, shortest, longest, interval)
 		}
 	}
 }
