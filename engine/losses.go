@@ -116,3 +116,34 @@ func (a *Agent) logTotals() {
 	}
 	a.log.Warn("dropped since start", attrs...)
 }
+
+// lossTotals returns every module's loss counts, by module and reason.
+func (a *Agent) lossTotals() map[string]map[string]uint64 {
+	out := map[string]map[string]uint64{}
+	for _, r := range append(a.sources[:len(a.sources):len(a.sources)], a.destinations...) {
+		byReason := map[string]uint64{}
+		for _, l := range r.stats.Losses() {
+			byReason[l.Reason] = l.Count
+		}
+		out[r.name] = byReason
+	}
+	return out
+}
+
+// lostSince returns, as log attributes grouped by module, what was lost
+// since the totals before were taken.
+func (a *Agent) lostSince(before map[string]map[string]uint64) []any {
+	var attrs []any
+	for _, r := range append(a.sources[:len(a.sources):len(a.sources)], a.destinations...) {
+		var group []any
+		for _, l := range r.stats.Losses() {
+			if d := l.Count - before[r.name][l.Reason]; d > 0 {
+				group = append(group, slog.Uint64(l.Reason, d))
+			}
+		}
+		if len(group) > 0 {
+			attrs = append(attrs, slog.Group(r.name, group...))
+		}
+	}
+	return attrs
+}

@@ -120,3 +120,68 @@ func TestAgent_NoLossNoWarning(t *testing.T) {
 		}
 	})
 }
+
+// dropDest counts a drop when told to, and at its final push when
+// dropAtEnd is set, under reason "metrics_dropped_test".
+type dropDest struct {
+	stats     *engine.Stats
+	now       chan struct{}
+	dropAtEnd bool
+}
+
+func (d *dropDest) Run(ctx context.Context, in <-chan *engine.Batch) error {
+	c := d.stats.Counter("metrics_dropped_test")
+	for {
+		select {
+		case <-d.now:
+			c.Inc()
+		case _, ok := <-in:
+			if !ok {
+				if d.dropAtEnd {
+					c.Add(2)
+				}
+				return nil
+			}
+		}
+	}
+}
+
+func TestAgent_LossDuringShutdownFailsTheExit(t *testing.T) {
+	f := func(dropAtEnd bool, want error) {
+		t.Helper()
+		synctest.Test(t, func(t *testing.T) {
+			d := &dropDest{now: make(chan struct{}), dropAtEnd: dropAtEnd}
+			types := []engine.Type{
+				engine.SourceType("fsrc", func() srcOptions { return srcOptions{SourceOptions: engine.DefaultSourceOptions()} },
+					func(m engine.Module, o srcOptions) (funcSource, error) {
+						return func(ctx context.Context, out engine.Emitter) error { <-ctx.Done(); return nil }, nil
+					}),
+				engine.DestinationType("ddst", func() dstOptions { return dstOptions{DestinationOptions: engine.DefaultDestinationOptions()} },
+					func(m engine.Module, o dstOptions) (*dropDest, error) { d.stats = m.Stats; return d, nil }),
+			}
+			cfg, err := engine.Parse([]byte("[src]\nmodule_type = \"fsrc\"\n[out]\nmodule_type = \"ddst\"\n"), types, env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			a, err := engine.NewAgent(cfg, &syncWriter{w: &logs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error)
+			go func() { done <- a.Run(ctx) }()
+			d.now <- struct{}{} // a drop before the signal is counted, not an exit failure
+			time.Sleep(time.Second)
+			cancel()
+			if err := <-done; err != want {
+				t.Fatalf("dropAtEnd=%v: Run() = %v, want %v\n%s", dropAtEnd, err, want, logs.String())
+			}
+			if dropAtEnd && !strings.Contains(logs.String(), `msg="data dropped during shutdown" module=agent out.metrics_dropped_test=2`) {
+				t.Fatalf("the shutdown loss is not logged with its count:\n%s", logs.String())
+			}
+		})
+	}
+	f(false, nil)
+	f(true, engine.ErrLostAtShutdown)
+}

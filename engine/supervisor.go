@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,11 @@ var ErrKeepsFailing = errors.New("a module keeps failing")
 // ErrAbandoned is returned by Agent.Run when a module had not finished its
 // final flush or push by the shutdown deadline.
 var ErrAbandoned = errors.New("shutdown deadline passed before every module finished")
+
+// ErrLostAtShutdown is returned by Agent.Run when data was dropped during
+// the shutdown (a final push that failed, say): a clean exit means that
+// everything received was delivered or counted as dropped before the signal.
+var ErrLostAtShutdown = errors.New("data dropped during shutdown")
 
 // Restart policy of SPEC §2.1: a failed module restarts after RestartDelay;
 // one started more than maxStarts times with an average of under
@@ -161,6 +167,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		result = ErrKeepsFailing
 	}
 	deadline := time.Now().Add(a.shutdownTimeout)
+	lostBefore := a.lossTotals()
 	stopSources()
 	reportWG.Wait()
 	if !waitUntil(&srcWG, deadline) {
@@ -176,8 +183,21 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	for _, r := range append(a.sources, a.destinations...) {
 		if !r.finished.Load() {
-			a.log.Error("module abandoned at the shutdown deadline", "abandoned_module", r.name)
+			attrs := []any{"abandoned_module", r.name}
+			if r.inbox != nil {
+				attrs = append(attrs, "batches_in_inbox", len(r.inbox.ch))
+			}
+			for _, v := range r.stats.Values() {
+				if v.Gauge && v.Value != 0 {
+					attrs = append(attrs, v.Name, v.Value)
+				}
+			}
+			a.log.Error("module abandoned at the shutdown deadline, with what it held", attrs...)
 		}
+	}
+	if lost := a.lostSince(lostBefore); len(lost) > 0 {
+		a.log.Error("data dropped during shutdown", lost...)
+		result = firstErr(result, ErrLostAtShutdown)
 	}
 	return result
 }
@@ -223,7 +243,7 @@ func waitUntil(wg *sync.WaitGroup, deadline time.Time) bool {
 // supervise runs a module until it is done, restarting it when it fails.
 func (a *Agent) supervise(ctx context.Context, r *runner, failing chan<- string, run func(context.Context) error) {
 	for {
-		r.starts = append(r.starts, time.Now())
+		r.started(time.Now())
 		err := runSafely(ctx, run)
 		if r.done(ctx, &a.router) {
 			if err != nil && !errors.Is(err, context.Canceled) {
@@ -263,6 +283,14 @@ func (r *runner) done(ctx context.Context, rt *router) bool {
 	rt.mu.RLock()
 	defer rt.mu.RUnlock()
 	return rt.closed || ctx.Err() != nil
+}
+
+// started records a start, keeping only the starts keepsFailing reads.
+func (r *runner) started(at time.Time) {
+	if len(r.starts) > maxStarts {
+		r.starts = slices.Delete(r.starts, 0, len(r.starts)-maxStarts)
+	}
+	r.starts = append(r.starts, at)
 }
 
 func (r *runner) keepsFailing() bool {
