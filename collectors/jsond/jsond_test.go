@@ -121,8 +121,12 @@ func TestServer_Objects(t *testing.T) {
 func TestServer_CompressedByDefault(t *testing.T) {
 	var buf bytes.Buffer
 	w := zlib.NewWriter(&buf)
-	w.Write([]byte("{\"x\":1}\n{\"x\":2}\n"))
-	w.Close()
+	if _, err := w.Write([]byte("{\"x\":1}\n{\"x\":2}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	ms, _ := run(t, nil, buf.Bytes())
 	if len(ms) != 2 {
 		t.Fatalf("want 2 objects from one compressed datagram, got %+v", ms)

@@ -294,8 +294,12 @@ func compress(t *testing.T, kind string, data []byte) []byte {
 	} else {
 		w = zlib.NewWriter(&buf)
 	}
-	w.Write(data)
-	w.Close()
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return buf.Bytes()
 }
 
