@@ -51,11 +51,9 @@ type Config struct {
 	// The kernel may cap it: see Listener.ReceiveBuffer.
 	ReceiveBuffer int
 	// BatchWait is how long a reader pauses after a read that drained its
-	// socket (fewer than BatchSize datagrams), so that datagrams gather and
-	// one wakeup reads them all; nothing wakes the process meanwhile. A
-	// pause runs in steps sized by the rate and ends early when the load
-	// stops or rises (reader.waitMore). Zero reads through the runtime
-	// poller: a wakeup per burst. See bench/RESULTS.md, Round 6.
+	// socket, so that one wakeup reads all that gathered; nothing wakes the
+	// process meanwhile. A pause ends early when the load stops or rises.
+	// Zero reads through the runtime poller: a wakeup per burst.
 	BatchWait time.Duration
 }
 
@@ -113,9 +111,8 @@ type Listener struct {
 }
 
 // Listen opens cfg.Readers sockets bound to cfg.Addr with SO_REUSEPORT and
-// the requested receive buffer, and preallocates each reader's batch
-// (BatchSize × MaxPacketSize bytes; pages the kernel never writes to stay
-// untouched). Nothing is read until Run.
+// preallocates each reader's batch (BatchSize × MaxPacketSize bytes, whose
+// unwritten pages stay untouched). Nothing is read until Run.
 func Listen(cfg Config) (*Listener, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err

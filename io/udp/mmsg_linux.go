@@ -31,11 +31,9 @@ type reader struct {
 	buf  []byte
 	msgs []unix.Mmsghdr
 
-	// wait is Config.BatchWait; closed (the Listener's) ends a pause.
 	// readCost is what the kernel charged for the datagrams read since
-	// drainedAt, when the previous wait began: the rate that sizes the next
-	// pause. sinceWait counts the datagrams read since the last wait; woke
-	// is set when that wait was on an idle socket (a poll of pollFds).
+	// drainedAt (the previous wait), which gives the rate; woke is set
+	// when the last wait was on an idle socket (a poll of pollFds).
 	wait      time.Duration
 	timer     *time.Timer
 	closed    <-chan struct{}
@@ -47,15 +45,13 @@ type reader struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	// Set by recv, read by run. recvFn is recv bound once, so that
-	// RawConn.Read does not allocate a method value each time.
+	// recvFn is recv bound once, so that RawConn.Read does not allocate.
 	recvFn func(fd uintptr) bool
 	n      int
 	errno  syscall.Errno
 
 	receiveBuffer int
-	// lastDrops is the kernel's 32-bit drop counter as last read (see
-	// sample), readsUnsampled the reads since.
+	// lastDrops is the kernel's drop count as last read (sample).
 	lastDrops      uint32
 	readsUnsampled int
 
@@ -124,12 +120,9 @@ func newReader(conn *net.UDPConn, cfg *Config, closed <-chan struct{}, wake int)
 // recv is the RawConn.Read callback: one non-blocking recvmmsg. It returns
 // false when nothing is queued, so that the runtime poller parks the
 // goroutine until the socket is readable (or closed, which is how Run stops).
-//
-// MSG_DONTWAIT never blocks, so the call is raw: a syscall the scheduler
-// sees wakes its sysmon thread after every idle spell (bench/RESULTS.md,
-// "Hot path", step 7). The kernel's drop count is read when a read drains
-// the socket and every sampleEvery reads of one that stays full, instead
-// of a control message per datagram (bench/RESULTS.md, Round 6).
+// The call is raw, as it never blocks: one the scheduler sees wakes its
+// sysmon thread after every idle spell (bench/RESULTS.md, "Hot path" 7).
+// Drops are sampled, not read per datagram (Round 6).
 func (r *reader) recv(fd uintptr) bool {
 	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd,
 		uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(len(r.msgs)), unix.MSG_DONTWAIT, 0, 0)
@@ -155,9 +148,7 @@ func (r *reader) recv(fd uintptr) bool {
 const sampleEvery = 64
 
 // run reads batches and calls h for each datagram until the socket is
-// closed. With BatchWait, a read that drains the socket is followed by a
-// wait (waitMore), and what is queued when the Listener closes is read
-// first (drain).
+// closed; with BatchWait, it waits (waitMore) after a read that drained it.
 func (r *reader) run(h func(packet []byte)) error {
 	if r.fd >= 0 {
 		defer r.close()
