@@ -34,7 +34,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "bucky3")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+	// The Makefile's build tags: the tested binary is the shipped one, with
+	// the systemd_journal reader (cgo, libsystemd-dev).
+	if out, err := exec.Command("go", "build", "-tags", "sdjournal", "-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building bucky3: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -112,14 +114,11 @@ func writeConfig(t *testing.T, doc string) string {
 	return path
 }
 
+// freeAddr returns a 127.0.0.1 address free for TCP and UDP and reserved
+// for the test, for the agent to bind (see backendtest.FreePort).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(backendtest.FreePort(t)))
 }
 
 func TestBadConfigurationExits2(t *testing.T) {
@@ -156,40 +155,73 @@ func TestBadConfigurationExits2(t *testing.T) {
 }
 
 // SIGTERM: sources flush once more, destinations push it, exit 0. SIGHUP
-// changes nothing.
+// changes nothing. The counters arrive under load and the flush interval is
+// an hour, so the final flush is the only one and must hold every count.
 func TestSIGTERMRunsFinalFlushAndExitsZero(t *testing.T) {
-	statsdAddr := freeUDPAddr(t)
+	statsdAddr := freeAddr(t)
+	sink := startGraphiteSink(t)
 	p := start(t, writeConfig(t, fmt.Sprintf(`
 [statsd]
 module_type = "statsd_server"
 local_host = %q
 flush_interval = 3600
+randomize_startup = false
 self_report = true
 self_report_interval = 0.2
-[dump]
-module_type = "debug_output"
-`, statsdAddr)))
+[graphite]
+module_type = "carbon_client"
+remote_hosts = [%q]
+name_mapping = ["bucket", "name", "value"]
+flush_interval = 0.2
+`, statsdAddr, sink.addr)))
 	waitForLog(t, p, "listening")
 	conn, err := net.Dial("udp", statsdAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	conn.Write([]byte("final_count:3|c"))
-	// The self report going through debug_output says when the line is in.
-	waitForLog(t, p, "lines_received=1")
+	// Each datagram holds the increments 1…10, one line each.
+	const datagrams, perDatagram = 2000, 10
+	var datagram strings.Builder
+	for v := 1; v <= perDatagram; v++ {
+		fmt.Fprintf(&datagram, "final_count:%d|c\n", v)
+	}
+	for i := range datagrams {
+		if _, err := conn.Write([]byte(datagram.String())); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 49 {
+			time.Sleep(5 * time.Millisecond) // stay under the socket buffer
+		}
+	}
+	const lines, want = datagrams * perDatagram, datagrams * perDatagram * (perDatagram + 1) / 2
+	// The self report says when every line is in.
+	for deadline := time.Now().Add(20 * time.Second); sink.last(t, "bucky3.statsd.lines_received.") != lines; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("lines_received = %v, want %d", sink.last(t, "bucky3.statsd.lines_received."), lines)
+		}
+	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	time.Sleep(100 * time.Millisecond)
-	if strings.Contains(p.logs(), "final_count") {
-		t.Fatal("flushed before the interval or on SIGHUP")
+	if n := sink.count("stats_counters.final_count."); n != 0 {
+		t.Fatalf("%d final_count lines before the interval or on SIGHUP", n)
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM, want 0", code)
 	}
-	logs := p.logs()
-	if !strings.Contains(logs, "shutting down") || !strings.Contains(logs, `name="final_count"`) || !strings.Contains(logs, "count=3") {
-		t.Fatalf("no final flush of the counter on SIGTERM:\n%s", logs)
+	if !strings.Contains(p.logs(), "shutting down") {
+		t.Fatalf("no shutdown logged:\n%s", p.logs())
+	}
+	// The agent pushed before exiting, but the sink's reader may not have
+	// read the last lines yet.
+	for deadline := time.Now().Add(5 * time.Second); sink.count("stats_counters.final_count.count.") == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no final flush of the counter on SIGTERM")
+		}
+	}
+	if n, got := sink.count("stats_counters.final_count.count."), sink.sum(t, "stats_counters.final_count.count."); n != 1 || got != want {
+		t.Fatalf("final flush: %d count lines summing to %v, want 1 line of %d", n, got, want)
 	}
 }
 
@@ -215,32 +247,57 @@ func scrape(url string) string {
 	return string(body)
 }
 
-// The README's quick start: no argument, system_cpu on :9103 right away.
-// It binds the default ports because they are what is being tested.
+// The README's quick start: no argument, system_cpu on :9103 right away,
+// a gauge sent to :8125 served after the flush. The agent runs the
+// built-in configuration with only its two addresses moved to reserved
+// ports, so the test never binds ports other programs may hold.
 func TestDefaultConfiguration(t *testing.T) {
+	// What the agent runs without an argument: these modules, on the
+	// documented ports.
+	cfg, err := loadConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var modules []string
+	for _, m := range cfg.Modules {
+		modules = append(modules, m.Name+":"+m.Type.Name)
+	}
+	if got := strings.Join(modules, " "); got != "statsd_server:statsd_server linux_stats:linux_stats prometheus_exporter:prometheus_exporter" {
+		t.Fatalf("default modules: %s", got)
+	}
+	doc := defaultConfig
+	statsdAddr, promAddr := freeAddr(t), freeAddr(t)
+	for from, to := range map[string]string{`"127.0.0.1:8125"`: strconv.Quote(statsdAddr), `"0.0.0.0:9103"`: strconv.Quote(promAddr)} {
+		if n := strings.Count(doc, "local_host = "+from); n != 1 {
+			t.Fatalf("default configuration has %d local_host = %s, want 1", n, from)
+		}
+		doc = strings.Replace(doc, from, to, 1)
+	}
+
 	started := time.Now()
-	p := start(t)
+	p := start(t, writeConfig(t, doc))
+	url := "http://" + promAddr + "/metrics"
 	var page string
 	for !strings.Contains(page, "system_cpu{") {
 		if time.Since(started) > 5*time.Second {
-			t.Fatalf("no system_cpu on :9103 after %v; page:\n%s", time.Since(started), page)
+			t.Fatalf("no system_cpu after %v; page:\n%s", time.Since(started), page)
 		}
 		time.Sleep(20 * time.Millisecond)
-		page = scrape("http://127.0.0.1:9103/metrics")
+		page = scrape(url)
 	}
 	t.Logf("system_cpu served %v after start", time.Since(started).Round(time.Millisecond))
 	if !strings.Contains(page, `env="default-config"`) {
 		t.Fatal("default metadata env=default-config missing")
 	}
-	// The second half of the quick start: a gauge sent to :8125 shows up
-	// after the 10 s flush.
-	conn, err := net.Dial("udp", "127.0.0.1:8125")
+	// The second half of the quick start: a gauge shows up after the 10 s
+	// flush.
+	conn, err := net.Dial("udp", statsdAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	want := `stats_gauges{env="default-config",name="foobar",value="value"} 123`
-	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(page, want); page = scrape("http://127.0.0.1:9103/metrics") {
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(page, want); page = scrape(url) {
 		if time.Now().After(deadline) {
 			t.Fatalf("gauge foobar never served; page:\n%s", page)
 		}
@@ -281,7 +338,7 @@ values_timeout = 30
 // lines, which stay exact however the datagrams fall across flushes.
 func TestStatsDEndToEnd(t *testing.T) {
 	promAddr := freeAddr(t)
-	statsdAddr := freeUDPAddr(t)
+	statsdAddr := freeAddr(t)
 	sink := startGraphiteSink(t)
 	start(t, writeConfig(t, fmt.Sprintf(`
 flush_interval = 1
@@ -337,11 +394,11 @@ name_mapping = ["bucket", "name", "value"]
 	for {
 		page = scrape(url)
 		if strings.Contains(page, fmt.Sprintf(`bucky3{name="statsd",value="lines_received"} %d`, sent)) &&
-			sink.sum("stats_counters.hits.count.") == 1000 && sink.sum("stats_timers.latency.count.") == datagrams {
+			sink.sum(t, "stats_counters.hits.count.") == 1000 && sink.sum(t, "stats_timers.latency.count.") == datagrams {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("counts never settled: hits %v, latency %v; page:\n%s", sink.sum("stats_counters.hits.count."), sink.sum("stats_timers.latency.count."), page)
+			t.Fatalf("counts never settled: hits %v, latency %v; page:\n%s", sink.sum(t, "stats_counters.hits.count."), sink.sum(t, "stats_timers.latency.count."), page)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -395,31 +452,66 @@ func startGraphiteSink(t *testing.T) *graphiteSink {
 	return s
 }
 
-// sum adds up the values of the lines whose path starts with prefix.
-func (s *graphiteSink) sum(prefix string) float64 {
+// values returns the values of the lines whose path, followed by a dot,
+// starts with prefix, in arrival order. A line that is not "path value
+// timestamp" fails the test.
+func (s *graphiteSink) values(t *testing.T, prefix string) []float64 {
+	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var total float64
+	var out []float64
 	for _, line := range s.lines {
-		path, rest, _ := strings.Cut(line, " ")
-		if !strings.HasPrefix(path+".", prefix) {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			t.Fatalf("graphite line %q: want path value timestamp", line)
+		}
+		if !strings.HasPrefix(f[0]+".", prefix) {
 			continue
 		}
-		value, _, _ := strings.Cut(rest, " ")
-		v, _ := strconv.ParseFloat(value, 64)
+		v, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			t.Fatalf("graphite line %q: %v", line, err)
+		}
+		if _, err := strconv.ParseInt(f[2], 10, 64); err != nil {
+			t.Fatalf("graphite line %q: timestamp: %v", line, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// sum adds up the values of the lines under prefix (see values).
+func (s *graphiteSink) sum(t *testing.T, prefix string) float64 {
+	t.Helper()
+	var total float64
+	for _, v := range s.values(t, prefix) {
 		total += v
 	}
 	return total
 }
 
-func freeUDPAddr(t *testing.T) string {
+// last returns the value of the newest line under prefix, -1 if none.
+func (s *graphiteSink) last(t *testing.T, prefix string) float64 {
 	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	vs := s.values(t, prefix)
+	if len(vs) == 0 {
+		return -1
 	}
-	defer c.Close()
-	return c.LocalAddr().String()
+	return vs[len(vs)-1]
+}
+
+// count returns the number of lines whose path, followed by a dot, starts
+// with prefix.
+func (s *graphiteSink) count(prefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, line := range s.lines {
+		if path, _, _ := strings.Cut(line, " "); strings.HasPrefix(path+".", prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 func TestSystemdUnitVerifies(t *testing.T) {
