@@ -138,8 +138,13 @@ func (e *Exporter) Run(ctx context.Context, in <-chan *engine.Batch) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	// served is closed when Serve returns; serveErr is then its error.
+	var serveErr error
+	served := make(chan struct{})
+	go func() {
+		serveErr = srv.Serve(ln)
+		close(served)
+	}()
 
 	tick := time.NewTicker(engine.Seconds(e.opts.FlushInterval))
 	defer tick.Stop()
@@ -157,11 +162,11 @@ func (e *Exporter) Run(ctx context.Context, in <-chan *engine.Batch) error {
 			e.store.ingest(b, e.now(), e.opts.AddTimestamps)
 		case <-tick.C:
 			e.store.evict(e.now() - int64(timeout))
-		case err := <-served:
-			if errors.Is(err, http.ErrServerClosed) {
+		case <-served:
+			if errors.Is(serveErr, http.ErrServerClosed) {
 				return nil
 			}
-			return fmt.Errorf("serve: %w", err)
+			return fmt.Errorf("serve: %w", serveErr)
 		case <-ctx.Done():
 			srv.Close()
 			<-served
@@ -205,12 +210,12 @@ func (e *Exporter) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		} else {
 			zw.Reset(w)
 		}
-		zw.Write(page)
+		_, _ = zw.Write(page)
 		zw.Close()
 		e.gzips.Put(zw)
 	} else {
 		h.Set("Content-Length", strconv.Itoa(len(page)))
-		w.Write(page)
+		_, _ = w.Write(page)
 	}
 	*bp = page
 	e.pages.Put(bp)
