@@ -83,14 +83,18 @@ func LoadFile(path string, types []Type, lookupEnv func(string) (string, bool)) 
 
 // Parse parses a configuration document; see LoadFile.
 func Parse(data []byte, types []Type, lookupEnv func(string) (string, bool)) (*Config, error) {
-	expanded, err := expandEnv(data, lookupEnv)
+	var doc map[string]any
+	md, err := toml.Decode(string(data), &doc)
 	if err != nil {
+		if ref := bareReference(data); ref != "" {
+			return nil, &ConfigError{Err: fmt.Errorf("%s is not inside a string: environment variables are substituted into string values only", ref)}
+		}
 		return nil, &ConfigError{Err: err}
 	}
-	var doc map[string]any
-	md, err := toml.Decode(string(expanded), &doc)
-	if err != nil {
-		return nil, &ConfigError{Err: err}
+	// Variables are substituted into string values after parsing, so that
+	// a value can never add keys or tables to the configuration.
+	if err := expandValues(doc, "", lookupEnv); err != nil {
+		return nil, err
 	}
 	byName := map[string]Type{}
 	knownKeys := map[string]bool{}
@@ -221,8 +225,8 @@ func decodeGlobals(globals map[string]any, g *GlobalOptions) error {
 		g.LogFormat = *raw.LogFormat
 	}
 	if raw.ShutdownTimeout != nil {
-		if *raw.ShutdownTimeout <= 0 {
-			return &ConfigError{Option: "shutdown_timeout", Err: fmt.Errorf("must be above 0, got %v", *raw.ShutdownTimeout)}
+		if err := CheckSeconds("shutdown_timeout", *raw.ShutdownTimeout, 0); err != nil {
+			return &ConfigError{Err: err}
 		}
 		g.ShutdownTimeout = *raw.ShutdownTimeout
 	}
@@ -260,6 +264,86 @@ func decodeMap(table map[string]any, o any) error {
 		return fmt.Errorf("unknown option %q", keys[0])
 	}
 	return nil
+}
+
+// expandValues substitutes environment variables into every string value
+// of v, in place; path names v in errors.
+func expandValues(v any, path string, lookupEnv func(string) (string, bool)) error {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			if s, ok := e.(string); ok {
+				x, err := expandEnv([]byte(s), lookupEnv)
+				if err != nil {
+					return &ConfigError{Option: p, Err: err}
+				}
+				v[k] = string(x)
+				continue
+			}
+			if err := expandValues(e, p, lookupEnv); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, e := range v {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			if s, ok := e.(string); ok {
+				x, err := expandEnv([]byte(s), lookupEnv)
+				if err != nil {
+					return &ConfigError{Option: p, Err: err}
+				}
+				v[i] = string(x)
+				continue
+			}
+			if err := expandValues(e, p, lookupEnv); err != nil {
+				return err
+			}
+		}
+	case []map[string]any:
+		for i, e := range v {
+			if err := expandValues(e, fmt.Sprintf("%s[%d]", path, i), lookupEnv); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// bareReference returns the first ${VAR} or $VAR of data that stands
+// outside a string and a comment, or "".
+func bareReference(data []byte) string {
+	var quote byte // the open string's quote, 0 outside strings
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case quote != 0:
+			if c == '\\' && quote == '"' {
+				i++
+			} else if c == quote || c == '\n' {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '#':
+			for i < len(data) && data[i] != '\n' {
+				i++
+			}
+		case c == '$' && i+1 < len(data) && (data[i+1] == '{' || isEnvNameByte(data[i+1], true)):
+			end := i + 2
+			for end < len(data) && (isEnvNameByte(data[end], false) || data[end] == '}' && data[i+1] == '{') {
+				end++
+				if data[end-1] == '}' {
+					break
+				}
+			}
+			return string(data[i:end])
+		}
+	}
+	return ""
 }
 
 // expandEnv replaces ${VAR} and $VAR with the variable's value; $$ is a

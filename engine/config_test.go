@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bucky3/bucky3/engine"
 )
@@ -118,6 +119,30 @@ module_inactive = true
 	}
 }
 
+// A variable's value can never add keys or tables: it stays one string.
+func TestParse_EnvValueCannotInject(t *testing.T) {
+	injected := "x\"\n[evil]\nmodule_type = \"test_dest\"\n#"
+	doc := "[a]\nmodule_type = \"test_source\"\nmetadata = {env = \"${INJECT}\"}\n# a comment's ${UNSET} is not expanded\n"
+	cfg, err := engine.Parse([]byte(doc), testTypes, env(map[string]string{"INJECT": injected}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Modules) != 1 || cfg.Modules[0].Source.Metadata["env"] != injected {
+		t.Fatalf("the value was not kept as one string: %d modules, metadata %q", len(cfg.Modules), cfg.Modules[0].Source.Metadata)
+	}
+}
+
+// Fractions of a second are kept as they are.
+func TestParse_FractionalSeconds(t *testing.T) {
+	cfg, err := engine.Parse([]byte("shutdown_timeout = 0.5\n[a]\nmodule_type = \"test_source\"\nflush_interval = 0.25\n"), testTypes, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Global.ShutdownTimeout != 0.5 || cfg.Modules[0].Common.FlushInterval != 0.25 || engine.Seconds(0.25) != 250*time.Millisecond {
+		t.Fatalf("fractions lost: shutdown_timeout %v, flush_interval %v", cfg.Global.ShutdownTimeout, cfg.Modules[0].Common.FlushInterval)
+	}
+}
+
 func TestParse_Failure(t *testing.T) {
 	f := func(doc string, want ...string) {
 		t.Helper()
@@ -175,6 +200,13 @@ module_type = "test_source"`, "memory_limit", "64 MiB", "1000")
 module_type = "test_source"`, "memory_limit")
 	f(`x = "${UNSET_VAR}"`, "UNSET_VAR")
 	f(`x = "$UNSET_VAR"`, "UNSET_VAR")
+	// Variables are substituted into string values only.
+	f("[a]\nmodule_type = \"test_source\"\nflush_interval = ${SET}", "${SET}", "not inside a string")
+	f("[a]\nmodule_type = \"test_source\"\nflush_interval = $SET # \"$X\"", "$SET", "not inside a string")
+	f("[a]\nmodule_type = \"test_source\"\nmetadata = {a = \"${UNSET}\"}", `"a.metadata.a"`, "UNSET is not set")
+	f("[a]\nmodule_type = \"test_source\"\nflush_interval = 0.0001", `"a"`, "flush_interval", "0.001")
+	f("[a]\nmodule_type = \"test_source\"\nself_report_interval = 1e-10", `"a"`, "self_report_interval")
+	f("shutdown_timeout = 0.0005\n[a]\nmodule_type = \"test_source\"", "shutdown_timeout", "0.001")
 	f(`[a]
 module_type = "test_source"
 log_level = "chatty"`, `"a"`, "log_level")

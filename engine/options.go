@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -28,13 +29,30 @@ type CommonOptions struct {
 // CommonOptions gives every options struct this method.
 func (c *CommonOptions) Common() *CommonOptions { return c }
 
+// MinSeconds is the smallest time option accepted (1 ms) unless an option
+// sets its own minimum: shorter ones are typing mistakes, and tickers and
+// timers cannot keep them.
+const MinSeconds = 0.001
+
+// CheckSeconds checks a time option: at least minimum seconds (MinSeconds
+// when minimum is 0) and finite. It names the option in its error.
+func CheckSeconds(option string, v, minimum float64) error {
+	if minimum <= 0 {
+		minimum = MinSeconds
+	}
+	if !(v >= minimum) || math.IsInf(v, 0) {
+		return fmt.Errorf("%s: must be at least %v s, got %v", option, minimum, v)
+	}
+	return nil
+}
+
 // ValidateCommon checks the shared options.
 func (c *CommonOptions) ValidateCommon() error {
-	if c.FlushInterval <= 0 {
-		return fmt.Errorf("flush_interval: must be above 0, got %v", c.FlushInterval)
+	if err := CheckSeconds("flush_interval", c.FlushInterval, 0); err != nil {
+		return err
 	}
-	if c.SelfReportInterval <= 0 {
-		return fmt.Errorf("self_report_interval: must be above 0, got %v", c.SelfReportInterval)
+	if err := CheckSeconds("self_report_interval", c.SelfReportInterval, 0); err != nil {
+		return err
 	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warning", "error":
