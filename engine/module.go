@@ -42,4 +42,6 @@ type Module struct {
 	// AllStats returns the counters of every module of the agent, for a
 	// destination that serves the agent's own metrics. Nil outside an agent.
 	AllStats func() []ModuleStats
+
+	health *health // readiness and liveness; nil outside an agent
 }

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"bytes"
 	"reflect"
 	"testing"
 
@@ -34,7 +35,7 @@ func TestModule_AllStats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := engine.NewAgent(cfg, &syncWriter{w: nil}); err != nil {
+	if _, err := engine.NewAgent(cfg, &syncWriter{w: new(bytes.Buffer)}); err != nil {
 		t.Fatal(err)
 	}
 	got := all()

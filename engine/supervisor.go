@@ -44,6 +44,7 @@ type Agent struct {
 	destinations    []*runner
 	inboxes         []*inbox
 	memory          *Memory
+	health          *health
 }
 
 // runner is one module instance and its restart bookkeeping.
@@ -57,6 +58,7 @@ type runner struct {
 	dest     Destination
 	inbox    *inbox
 	starts   []time.Time
+	running  func()      // tells readiness that Run has started
 	finished atomic.Bool // returned for good at shutdown, not abandoned
 }
 
@@ -67,6 +69,7 @@ func NewAgent(cfg *Config, w io.Writer) (*Agent, error) {
 		log:             NewLogger(w, cfg.Global.LogFormat, ParseLevel(cfg.Global.LogLevel)).With("module", "agent"),
 		shutdownTimeout: Seconds(cfg.Global.ShutdownTimeout),
 		memory:          NewMemory(uint64(cfg.Global.MemoryLimit)),
+		health:          newHealth(),
 	}
 	byName := map[string]*inbox{}
 	var allInboxes []*inbox
@@ -76,10 +79,11 @@ func NewAgent(cfg *Config, w io.Writer) (*Agent, error) {
 			log:   NewLogger(w, cfg.Global.LogFormat, ParseLevel(mc.Common.LogLevel)).With("module", mc.Name),
 			stats: NewStats(),
 		}
+		r.running = a.health.wait()
 		if mc.Common.SelfReport {
 			r.report = Seconds(mc.Common.SelfReportInterval)
 		}
-		built, err := mc.build(Module{Name: mc.Name, Type: mc.Type.Name, Log: r.log, Stats: r.stats, Memory: a.memory, AllStats: a.allStats})
+		built, err := mc.build(Module{Name: mc.Name, Type: mc.Type.Name, Log: r.log, Stats: r.stats, Memory: a.memory, AllStats: a.allStats, health: a.health})
 		if err != nil {
 			return nil, &ConfigError{Module: mc.Name, Err: err}
 		}
@@ -244,6 +248,7 @@ func waitUntil(wg *sync.WaitGroup, deadline time.Time) bool {
 func (a *Agent) supervise(ctx context.Context, r *runner, failing chan<- string, run func(context.Context) error) {
 	for {
 		r.started(time.Now())
+		r.running()
 		err := runSafely(ctx, run)
 		if r.done(ctx, &a.router) {
 			if err != nil && !errors.Is(err, context.Canceled) {
