@@ -78,13 +78,20 @@ func start(t *testing.T, args ...string) *process {
 		close(p.done)
 	}()
 	t.Cleanup(func() {
-		p.cmd.Process.Kill()
+		_ = p.cmd.Process.Kill() // fails when the agent already exited
 		<-p.done
 		if t.Failed() {
 			t.Logf("agent stderr:\n%s", p.logs())
 		}
 	})
 	return p
+}
+
+func (p *process) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("%v: %v", sig, err)
+	}
 }
 
 // wait returns the exit code, failing the test after timeout.
@@ -201,12 +208,12 @@ flush_interval = 0.2
 			t.Fatalf("lines_received = %v, want %d", sink.last(t, "bucky3.statsd.lines_received."), lines)
 		}
 	}
-	p.cmd.Process.Signal(syscall.SIGHUP)
+	p.signal(t, syscall.SIGHUP)
 	time.Sleep(100 * time.Millisecond)
 	if n := sink.count("stats_counters.final_count."); n != 0 {
 		t.Fatalf("%d final_count lines before the interval or on SIGHUP", n)
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.signal(t, syscall.SIGTERM)
 	if code := p.wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM, want 0", code)
 	}
@@ -301,10 +308,10 @@ func TestDefaultConfiguration(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("gauge foobar never served; page:\n%s", page)
 		}
-		conn.Write([]byte("foobar:123|g\n"))
+		_, _ = conn.Write([]byte("foobar:123|g\n")) // resent every round until served
 		time.Sleep(200 * time.Millisecond)
 	}
-	p.cmd.Process.Signal(syscall.SIGINT)
+	p.signal(t, syscall.SIGINT)
 	if code := p.wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGINT", code)
 	}
@@ -383,7 +390,9 @@ name_mapping = ["bucket", "name", "value"]
 			"bad-name:1|c",
 			"worse:1|zz",
 		}
-		conn.Write([]byte(strings.Join(lines, "\n")))
+		if _, err := conn.Write([]byte(strings.Join(lines, "\n"))); err != nil {
+			t.Fatal(err)
+		}
 		if i%50 == 49 {
 			time.Sleep(5 * time.Millisecond) // stay under the socket buffer
 		}

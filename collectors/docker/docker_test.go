@@ -132,7 +132,9 @@ func start(t *testing.T, edit func(*Options)) *running {
 		return runErr
 	}
 	t.Cleanup(func() {
-		r.stop()
+		if err := r.stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
 		if t.Failed() {
 			t.Logf("module log:\n%s", r.log.String())
 		}

@@ -81,7 +81,7 @@ func startDockerd(t *testing.T) *dockerd {
 	}
 	exited := make(chan struct{})
 	go func() {
-		cmd.Wait()
+		_ = cmd.Wait() // the daemon's exit status says nothing the log does not
 		close(exited)
 	}()
 	d.cli, err = client.NewClientWithOpts(client.WithHost("unix://"+d.sock), client.WithAPIVersionNegotiation())
@@ -93,12 +93,16 @@ func startDockerd(t *testing.T) *dockerd {
 		d.cli.Close()
 		// SIGTERM lets the daemon unmount its layers; SIGKILL only if it
 		// does not manage within 30 s.
-		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Errorf("stopping dockerd: %v", err)
+		}
 		select {
 		case <-exited:
 		case <-time.After(30 * time.Second):
 			t.Errorf("dockerd ignored SIGTERM for 30 s, killing it")
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil {
+				t.Errorf("killing dockerd: %v", err)
+			}
 			<-exited
 		}
 		if t.Failed() {
@@ -204,8 +208,12 @@ func (d *dockerd) importBurner(t *testing.T, ref string) int64 {
 	}
 	var layer bytes.Buffer
 	tw := tar.NewWriter(&layer)
-	tw.WriteHeader(&tar.Header{Name: "burner", Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg})
-	tw.Write(bin)
+	if err := tw.WriteHeader(&tar.Header{Name: "burner", Mode: 0o755, Size: int64(len(bin)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(bin); err != nil {
+		t.Fatal(err)
+	}
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -44,12 +44,12 @@ func (d *fakeDaemon) serve(t *testing.T, sock string) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/_ping", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Api-Version", apiVersion)
-		w.Write([]byte("OK"))
+		_, _ = w.Write([]byte("OK")) // a failed answer fails the client
 	})
 	mux.HandleFunc("GET /{version}/containers/json", d.list)
 	mux.HandleFunc("GET /{version}/containers/{id}/json", d.inspect)
 	srv := &http.Server{Handler: mux}
-	go srv.Serve(l)
+	go func() { _ = srv.Serve(l) }() // returns ErrServerClosed at cleanup
 	// Close, not Shutdown: a hanging handler returns when its connection
 	// is closed.
 	t.Cleanup(func() { srv.Close() })
@@ -115,14 +115,16 @@ func (d *fakeDaemon) inspect(w http.ResponseWriter, r *http.Request) {
 	apiError(w, http.StatusNotFound, "No such container: "+r.PathValue("id"))
 }
 
+// writeJSON answers v as JSON. A failed write fails the client, which is
+// what the test sees.
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 // apiError answers like the daemon does: a JSON message and the status.
 func apiError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"message": msg})
+	_ = json.NewEncoder(w).Encode(map[string]string{"message": msg})
 }

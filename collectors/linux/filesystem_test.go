@@ -87,7 +87,11 @@ func FuzzCollect(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer os.WriteFile(path, orig, 0o644)
+		defer func() {
+			if err := os.WriteFile(path, orig, 0o644); err != nil {
+				t.Error(err)
+			}
+		}()
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}

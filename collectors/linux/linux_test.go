@@ -355,7 +355,9 @@ func TestRun_RandomizedStartup(t *testing.T) {
 			time.Sleep(maxDelay)
 			synctest.Wait()
 			cancel()
-			<-done
+			if err := <-done; err != nil {
+				t.Fatalf("Run = %v, want nil on cancellation", err)
+			}
 			batches := rec.Batches()
 			if len(batches) != 1 {
 				t.Fatalf("interval %v: %d batches within the %v maximum delay, want 1", interval, len(batches), maxDelay)

@@ -130,7 +130,7 @@ func TestAppendLines_Golden(t *testing.T) {
 func FuzzAppendLines(f *testing.F) {
 	f.Add("system_cpu", "host", "web.1", "user", 1.5, int64(1700000000000), "host")
 	f.Add("a b", "value", "*[x]/y", "f\nx", math.Inf(1), int64(now*1000+1), "value")
-	f.Add("", "", "", "", -0.0, int64(-5), "")
+	f.Add("", "", "", "", math.Copysign(0, -1), int64(-5), "")
 	f.Fuzz(func(t *testing.T, bucket, tagKey, tagValue, field string, v float64, ts int64, mapped string) {
 		m := engine.Metric{Bucket: bucket, Tags: []engine.Tag{tag(tagKey, tagValue)}, Fields: []engine.Field{num(field, v)}, Timestamp: ts}
 		out := string(AppendLines(nil, &m, []string{mapped}, now))

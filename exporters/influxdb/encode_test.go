@@ -192,7 +192,7 @@ func TestAppendLine_ParsesBack(t *testing.T) {
 func FuzzAppendLine(f *testing.F) {
 	f.Add("cpu", "host", "a b", "user", "str", 1.5, int64(1700000000000))
 	f.Add(`m\`, `k\`, `v,=\`, `f\`, "\"q\\\n", math.Inf(1), int64(0))
-	f.Add("m\n", "k\n", "\r", "f\n", "", -0.0, int64(-1))
+	f.Add("m\n", "k\n", "\r", "f\n", "", math.Copysign(0, -1), int64(-1))
 	f.Fuzz(func(t *testing.T, bucket, tagKey, tagValue, field, str string, n float64, ts int64) {
 		m := engine.Metric{Bucket: bucket, Tags: []engine.Tag{tag(tagKey, tagValue)},
 			Fields: []engine.Field{num(field, n), {Name: field + "_s", Value: engine.String(str)}}, Timestamp: ts}

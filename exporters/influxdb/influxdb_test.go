@@ -46,7 +46,9 @@ func readDatagrams(t *testing.T, c *net.UDPConn) []string {
 	var out []string
 	buf := make([]byte, 65536)
 	for {
-		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if err := c.SetReadDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
 		n, err := c.Read(buf)
 		if err != nil {
 			return out

@@ -36,7 +36,7 @@ func TestPrometheus(t *testing.T) {
 		}
 		fmt.Fprint(w, "# TYPE backendtest_up untyped\nbackendtest_up{value=\"count\"} 42.5\n")
 	})}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // returns ErrServerClosed at cleanup
 	t.Cleanup(func() { srv.Close() })
 
 	p := StartPrometheus(t, ln.Addr().String())
