@@ -16,8 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"github.com/coreos/go-systemd/v22/daemon"
+	"time"
 
 	"github.com/bucky3/bucky3/engine"
 )
@@ -45,9 +44,17 @@ func run(args []string, stderr io.Writer) int {
 	signal.Ignore(syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	go notifySystemd(ctx)
-
-	if err := agent.Run(ctx); err != nil {
+	done := make(chan struct{})
+	notified := make(chan struct{})
+	n := newNotifier(agent, stderr, statusInterval(cfg), engine.Seconds(cfg.Global.ShutdownTimeout))
+	go func() {
+		defer close(notified)
+		n.run(ctx, done)
+	}()
+	err = agent.Run(ctx)
+	close(done)
+	<-notified
+	if err != nil {
 		fmt.Fprintf(stderr, "bucky3: %v\n", err)
 		return 1
 	}
@@ -61,13 +68,12 @@ func loadConfig(args []string) (*engine.Config, error) {
 	return engine.LoadFile(args[0], moduleTypes, os.LookupEnv)
 }
 
-// notifySystemd tells a Type=notify unit that the agent is up and, at
-// shutdown, that it is stopping. Outside systemd it does nothing.
-func notifySystemd(ctx context.Context) {
-	if ok, _ := daemon.SdNotify(false, daemon.SdNotifyReady); !ok {
-		return
+// statusInterval is how often systemd's STATUS= is refreshed: the
+// shortest flush interval of the agent's modules.
+func statusInterval(cfg *engine.Config) time.Duration {
+	every := 10 * time.Second
+	for _, m := range cfg.Modules {
+		every = min(every, engine.Seconds(m.Common.FlushInterval))
 	}
-	<-ctx.Done()
-	// Best effort: the agent stops either way.
-	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
+	return max(every, time.Second)
 }
