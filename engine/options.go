@@ -76,6 +76,10 @@ type SourceOptions struct {
 	// RandomizeStartup delays the first collection of a source whose
 	// flush interval is above 3 s by a random 0…min(interval-1, 15) s.
 	RandomizeStartup bool `toml:"randomize_startup"`
+	// BucketTag makes a "bucket" tag (from a sender or from Metadata)
+	// rename the metric's bucket; false keeps it an ordinary tag, so that
+	// senders cannot choose buckets (and Elasticsearch indices).
+	BucketTag bool `toml:"bucket_tag"`
 	// MetricPostprocessor holds the relabel rules applied to each
 	// emitted metric, in order.
 	MetricPostprocessor []RelabelRule `toml:"metric_postprocessor"`
@@ -90,6 +94,7 @@ func DefaultSourceOptions() SourceOptions {
 	return SourceOptions{
 		CommonOptions:    CommonOptions{FlushInterval: 10, SelfReportInterval: 60},
 		RandomizeStartup: true,
+		BucketTag:        true,
 	}
 }
 

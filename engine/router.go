@@ -71,6 +71,7 @@ type emitter struct {
 	produced  *Counter
 	filtered  *Counter
 	notFinite *Counter
+	bucketTag bool
 }
 
 func newEmitter(r *router, name string, o *SourceOptions, inboxes []*inbox, stats *Stats) *emitter {
@@ -82,6 +83,7 @@ func newEmitter(r *router, name string, o *SourceOptions, inboxes []*inbox, stat
 		filtered: stats.Counter("metrics_filtered"),
 		// Counted and logged as a loss: see IsLoss.
 		notFinite: stats.Counter("values_not_finite"),
+		bucketTag: o.BucketTag,
 	}
 	for k, v := range o.Metadata {
 		e.metadata = append(e.metadata, Tag{Key: k, Value: v})
@@ -150,10 +152,13 @@ func (e *emitter) finite(m *Metric) bool {
 }
 
 // decorate merges the source's metadata into m's tags (tags m already has
-// win), then moves a bucket tag into the bucket.
+// win), then moves a bucket tag into the bucket unless bucket_tag is off.
 func (e *emitter) decorate(m *Metric) {
 	if len(e.metadata) > 0 {
 		m.Tags = mergeTags(m.Tags, e.metadata)
+	}
+	if !e.bucketTag {
+		return
 	}
 	if b, ok := m.Tag("bucket"); ok {
 		m.DeleteTag("bucket")

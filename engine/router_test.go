@@ -64,6 +64,20 @@ module_type = "rec"
 	}
 }
 
+func TestEmit_BucketTagOff(t *testing.T) {
+	doc := `
+[src]
+module_type = "fsrc"
+bucket_tag = false
+[out]
+module_type = "rec"
+`
+	got := emitThrough(t, doc, engine.Metric{Bucket: "b", Tags: tags("bucket", "chosen_by_sender")})
+	if len(got) != 1 || got[0].Bucket != "b" || !slices.Equal(got[0].Tags, tags("bucket", "chosen_by_sender")) {
+		t.Fatalf("with bucket_tag = false a bucket tag is an ordinary tag: %+v", got)
+	}
+}
+
 func TestEmit_Relabel(t *testing.T) {
 	doc := `
 [src]
