@@ -93,7 +93,7 @@ func Parse(data []byte, types []Type, lookupEnv func(string) (string, bool)) (*C
 	}
 	// Variables are substituted into string values after parsing, so that
 	// a value can never add keys or tables to the configuration.
-	if err := expandValues(doc, "", lookupEnv); err != nil {
+	if _, err := expandValues(doc, "", lookupEnv); err != nil {
 		return nil, err
 	}
 	byName := map[string]Type{}
@@ -267,50 +267,41 @@ func decodeMap(table map[string]any, o any) error {
 }
 
 // expandValues substitutes environment variables into every string value
-// of v, in place; path names v in errors.
-func expandValues(v any, path string, lookupEnv func(string) (string, bool)) error {
+// of v, in place; path names v in errors. It returns v, or the expanded
+// string when v is one.
+func expandValues(v any, path string, lookupEnv func(string) (string, bool)) (any, error) {
+	var err error
 	switch v := v.(type) {
+	case string:
+		x, err := expandEnv([]byte(v), lookupEnv)
+		if err != nil {
+			return nil, &ConfigError{Option: path, Err: err}
+		}
+		return string(x), nil
 	case map[string]any:
 		for k, e := range v {
 			p := k
 			if path != "" {
 				p = path + "." + k
 			}
-			if s, ok := e.(string); ok {
-				x, err := expandEnv([]byte(s), lookupEnv)
-				if err != nil {
-					return &ConfigError{Option: p, Err: err}
-				}
-				v[k] = string(x)
-				continue
-			}
-			if err := expandValues(e, p, lookupEnv); err != nil {
-				return err
+			if v[k], err = expandValues(e, p, lookupEnv); err != nil {
+				return nil, err
 			}
 		}
 	case []any:
 		for i, e := range v {
-			p := fmt.Sprintf("%s[%d]", path, i)
-			if s, ok := e.(string); ok {
-				x, err := expandEnv([]byte(s), lookupEnv)
-				if err != nil {
-					return &ConfigError{Option: p, Err: err}
-				}
-				v[i] = string(x)
-				continue
-			}
-			if err := expandValues(e, p, lookupEnv); err != nil {
-				return err
+			if v[i], err = expandValues(e, fmt.Sprintf("%s[%d]", path, i), lookupEnv); err != nil {
+				return nil, err
 			}
 		}
 	case []map[string]any:
 		for i, e := range v {
-			if err := expandValues(e, fmt.Sprintf("%s[%d]", path, i), lookupEnv); err != nil {
-				return err
+			if _, err = expandValues(e, fmt.Sprintf("%s[%d]", path, i), lookupEnv); err != nil {
+				return nil, err
 			}
 		}
 	}
-	return nil
+	return v, nil
 }
 
 // bareReference returns the first ${VAR} or $VAR of data that stands

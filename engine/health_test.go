@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"context"
 	"slices"
 	"testing"
@@ -46,27 +45,14 @@ func (s *healthSource) Run(ctx context.Context, out engine.Emitter) error {
 func TestAgent_ReadyAndStuck(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := &healthSource{bind: make(chan struct{}), work: make(chan bool), release: make(chan struct{})}
-		types := []engine.Type{
-			engine.SourceType("hsrc", func() srcOptions { return srcOptions{SourceOptions: engine.DefaultSourceOptions()} },
-				func(m engine.Module, o srcOptions) (*healthSource, error) {
-					s.ready = m.AwaitReady()
-					s.beat = m.Beat("reader 0")
-					return s, nil
-				}),
-			engine.DestinationType("rec", func() dstOptions { return dstOptions{DestinationOptions: engine.DefaultDestinationOptions()} },
-				func(m engine.Module, o dstOptions) (*recorder, error) { return &recorder{}, nil }),
-		}
-		cfg, err := engine.Parse([]byte("[src]\nmodule_type = \"hsrc\"\n[out]\nmodule_type = \"rec\"\n"), types, env(nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := engine.NewAgent(cfg, &syncWriter{w: new(bytes.Buffer)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- a.Run(ctx) }()
+		a, _ := agentOf(t, "[src]\nmodule_type = \"hsrc\"\n[out]\nmodule_type = \"rec\"\n",
+			sourceType("hsrc", func(m engine.Module) *healthSource {
+				s.ready = m.AwaitReady()
+				s.beat = m.Beat("reader 0")
+				return s
+			}),
+			destinationType("rec", func(engine.Module) *recorder { return &recorder{} }))
+		stop := runAgent(a)
 		isReady := func() bool {
 			synctest.Wait()
 			select {
@@ -106,8 +92,7 @@ func TestAgent_ReadyAndStuck(t *testing.T) {
 		close(s.release)
 		f()
 		f()
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"context"
 	"reflect"
 	"strings"
@@ -54,28 +53,13 @@ func (s lossSource) Run(ctx context.Context, out engine.Emitter) error {
 
 func TestAgent_WarnsOfLossesOncePerInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		types := []engine.Type{
-			engine.SourceType("lsrc", func() srcOptions { return srcOptions{SourceOptions: engine.DefaultSourceOptions()} },
-				func(m engine.Module, o srcOptions) (lossSource, error) { return lossSource{m.Stats}, nil }),
-			engine.DestinationType("rec", func() dstOptions { return dstOptions{DestinationOptions: engine.DefaultDestinationOptions()} },
-				func(m engine.Module, o dstOptions) (*recorder, error) { return &recorder{}, nil }),
-		}
-		cfg, err := engine.Parse([]byte("[src]\nmodule_type = \"lsrc\"\nrandomize_startup = false\n[out]\nmodule_type = \"rec\"\n"), types, env(nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var logs bytes.Buffer
-		a, err := engine.NewAgent(cfg, &syncWriter{w: &logs})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- a.Run(ctx) }()
+		a, logs := agentOf(t, "[src]\nmodule_type = \"lsrc\"\nrandomize_startup = false\n[out]\nmodule_type = \"rec\"\n",
+			sourceType("lsrc", func(m engine.Module) lossSource { return lossSource{m.Stats} }),
+			destinationType("rec", func(engine.Module) *recorder { return &recorder{} }))
+		stop := runAgent(a)
 		// 150.25 s: losses at 0.5…149.5 s, warnings at 60 and 120 s.
 		time.Sleep(150*time.Second + 250*time.Millisecond)
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		var warnings, totals []string
@@ -107,12 +91,9 @@ func TestAgent_NoLossNoWarning(t *testing.T) {
 			<-ctx.Done()
 			return nil
 		}, &recorder{})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error)
-		go func() { done <- a.Run(ctx) }()
+		stop := runAgent(a)
 		time.Sleep(3 * time.Minute)
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
 		if strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), "nothing dropped since start") {
@@ -151,30 +132,14 @@ func TestAgent_LossDuringShutdownFailsTheExit(t *testing.T) {
 		t.Helper()
 		synctest.Test(t, func(t *testing.T) {
 			d := &dropDest{now: make(chan struct{}), dropAtEnd: dropAtEnd}
-			types := []engine.Type{
-				engine.SourceType("fsrc", func() srcOptions { return srcOptions{SourceOptions: engine.DefaultSourceOptions()} },
-					func(m engine.Module, o srcOptions) (funcSource, error) {
-						return func(ctx context.Context, out engine.Emitter) error { <-ctx.Done(); return nil }, nil
-					}),
-				engine.DestinationType("ddst", func() dstOptions { return dstOptions{DestinationOptions: engine.DefaultDestinationOptions()} },
-					func(m engine.Module, o dstOptions) (*dropDest, error) { d.stats = m.Stats; return d, nil }),
-			}
-			cfg, err := engine.Parse([]byte("[src]\nmodule_type = \"fsrc\"\n[out]\nmodule_type = \"ddst\"\n"), types, env(nil))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var logs bytes.Buffer
-			a, err := engine.NewAgent(cfg, &syncWriter{w: &logs})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error)
-			go func() { done <- a.Run(ctx) }()
+			idle := funcSource(func(ctx context.Context, out engine.Emitter) error { <-ctx.Done(); return nil })
+			a, logs := agentOf(t, "[src]\nmodule_type = \"fsrc\"\n[out]\nmodule_type = \"ddst\"\n",
+				sourceType("fsrc", func(engine.Module) funcSource { return idle }),
+				destinationType("ddst", func(m engine.Module) *dropDest { d.stats = m.Stats; return d }))
+			stop := runAgent(a)
 			d.now <- struct{}{} // a drop before the signal is counted, not an exit failure
 			time.Sleep(time.Second)
-			cancel()
-			if err := <-done; err != want {
+			if err := stop(); err != want {
 				t.Fatalf("dropAtEnd=%v: Run() = %v, want %v\n%s", dropAtEnd, err, want, logs.String())
 			}
 			if dropAtEnd && !strings.Contains(logs.String(), `msg="data dropped during shutdown" module=agent out.metrics_dropped_test=2`) {

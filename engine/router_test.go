@@ -25,9 +25,18 @@ func tags(kv ...string) []engine.Tag {
 // and returns what the destination received.
 func emitThrough(t *testing.T, doc string, ms ...engine.Metric) []engine.Metric {
 	t.Helper()
+	got, _ := emitThroughLogs(t, doc, ms...)
+	return got
+}
+
+// emitThroughLogs is emitThrough that also returns the agent's logs.
+func emitThroughLogs(t *testing.T, doc string, ms ...engine.Metric) ([]engine.Metric, string) {
+	t.Helper()
 	rec := &recorder{}
+	var logs *bytes.Buffer
 	synctest.Test(t, func(t *testing.T) {
-		a, _ := agent(t, doc, func(ctx context.Context, out engine.Emitter) error {
+		var a *engine.Agent
+		a, logs = agent(t, doc, func(ctx context.Context, out engine.Emitter) error {
 			out.Emit(&engine.Batch{Metrics: ms})
 			<-ctx.Done()
 			return nil
@@ -38,7 +47,7 @@ func emitThrough(t *testing.T, doc string, ms ...engine.Metric) []engine.Metric 
 			t.Fatal(err)
 		}
 	})
-	return rec.metrics()
+	return rec.metrics(), logs.String()
 }
 
 func TestEmit_MetadataAndBucketTag(t *testing.T) {
@@ -232,23 +241,9 @@ func TestEmit_NonFiniteFieldsDroppedAndCounted(t *testing.T) {
 		{Bucket: "v", Fields: []engine.Field{num("x", math.Inf(-1)), {Name: "s", Value: engine.String("ok")}}},
 		{Bucket: "w", Fields: []engine.Field{num("x", math.MaxFloat64)}},
 	}
-	rec := &recorder{}
-	var logs *bytes.Buffer
-	synctest.Test(t, func(t *testing.T) {
-		var a *engine.Agent
-		a, logs = agent(t, basic, func(ctx context.Context, out engine.Emitter) error {
-			out.Emit(&engine.Batch{Metrics: ms})
-			<-ctx.Done()
-			return nil
-		}, rec)
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if err := a.Run(ctx); err != nil {
-			t.Fatal(err)
-		}
-	})
+	delivered, logs := emitThroughLogs(t, basic, ms...)
 	var got []string
-	for _, m := range rec.metrics() {
+	for _, m := range delivered {
 		for _, f := range m.Fields {
 			got = append(got, m.Bucket+"."+f.Name)
 		}
@@ -259,7 +254,7 @@ func TestEmit_NonFiniteFieldsDroppedAndCounted(t *testing.T) {
 	if !math.IsInf(shared[0].Value.Num, 1) || shared[1].Name != "lower" {
 		t.Fatal("the source's field slice was modified")
 	}
-	if !strings.Contains(logs.String(), "src.values_not_finite=4") {
-		t.Fatalf("4 non-finite values not counted as a loss:\n%s", logs.String())
+	if !strings.Contains(logs, "src.values_not_finite=4") {
+		t.Fatalf("4 non-finite values not counted as a loss:\n%s", logs)
 	}
 }

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"reflect"
 	"testing"
 
@@ -25,19 +24,9 @@ func TestStats_Values(t *testing.T) {
 func TestModule_AllStats(t *testing.T) {
 	var all func() []engine.ModuleStats
 	var own *engine.Stats
-	types := []engine.Type{
-		engine.SourceType("fsrc", func() srcOptions { return srcOptions{SourceOptions: engine.DefaultSourceOptions()} },
-			func(m engine.Module, o srcOptions) (funcSource, error) { own = m.Stats; return nil, nil }),
-		engine.DestinationType("rec", func() dstOptions { return dstOptions{DestinationOptions: engine.DefaultDestinationOptions()} },
-			func(m engine.Module, o dstOptions) (*recorder, error) { all = m.AllStats; return &recorder{}, nil }),
-	}
-	cfg, err := engine.Parse([]byte("[out]\nmodule_type = \"rec\"\n[src]\nmodule_type = \"fsrc\"\n"), types, env(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := engine.NewAgent(cfg, &syncWriter{w: new(bytes.Buffer)}); err != nil {
-		t.Fatal(err)
-	}
+	agentOf(t, "[out]\nmodule_type = \"rec\"\n[src]\nmodule_type = \"fsrc\"\n",
+		sourceType("fsrc", func(m engine.Module) funcSource { own = m.Stats; return nil }),
+		destinationType("rec", func(m engine.Module) *recorder { all = m.AllStats; return &recorder{} }))
 	got := all()
 	if len(got) != 2 || got[0].Name != "src" || got[0].Kind != engine.ModuleSource || got[0].Stats != own ||
 		got[1].Name != "out" || got[1].Kind != engine.ModuleDestination {

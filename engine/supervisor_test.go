@@ -56,12 +56,14 @@ func (f funcSource) Run(ctx context.Context, out engine.Emitter) error { return 
 // destination type backed by rec.
 func agent(t *testing.T, doc string, run funcSource, rec *recorder) (*engine.Agent, *bytes.Buffer) {
 	t.Helper()
-	types := []engine.Type{
-		engine.SourceType("fsrc", func() srcOptions { return srcOptions{SourceOptions: engine.DefaultSourceOptions()} },
-			func(m engine.Module, o srcOptions) (funcSource, error) { return run, nil }),
-		engine.DestinationType("rec", func() dstOptions { return dstOptions{DestinationOptions: engine.DefaultDestinationOptions()} },
-			func(m engine.Module, o dstOptions) (*recorder, error) { return rec, nil }),
-	}
+	return agentOf(t, doc,
+		sourceType("fsrc", func(engine.Module) funcSource { return run }),
+		destinationType("rec", func(engine.Module) *recorder { return rec }))
+}
+
+// agentOf builds an agent from doc and types; its logs go to the buffer.
+func agentOf(t *testing.T, doc string, types ...engine.Type) (*engine.Agent, *bytes.Buffer) {
+	t.Helper()
 	cfg, err := engine.Parse([]byte(doc), types, env(nil))
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +74,29 @@ func agent(t *testing.T, doc string, run funcSource, rec *recorder) (*engine.Age
 		t.Fatal(err)
 	}
 	return a, &logs
+}
+
+// sourceType and destinationType register test modules built by build.
+func sourceType[S engine.Source](name string, build func(engine.Module) S) engine.Type {
+	return engine.SourceType(name, func() srcOptions { return srcOptions{SourceOptions: engine.DefaultSourceOptions()} },
+		func(m engine.Module, _ srcOptions) (S, error) { return build(m), nil })
+}
+
+func destinationType[D engine.Destination](name string, build func(engine.Module) D) engine.Type {
+	return engine.DestinationType(name, func() dstOptions { return dstOptions{DestinationOptions: engine.DefaultDestinationOptions()} },
+		func(m engine.Module, _ dstOptions) (D, error) { return build(m), nil })
+}
+
+// runAgent runs a until the returned stop is called; stop returns what
+// Run returned.
+func runAgent(a *engine.Agent) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	return func() error {
+		cancel()
+		return <-done
+	}
 }
 
 type syncWriter struct {
