@@ -3,7 +3,7 @@ GO ?= go
 # sdjournal builds the systemd_journal reader (cgo + libsystemd-dev).
 TAGS ?= sdjournal
 
-.PHONY: build test backends check lint bench fuzz golden bench-compare clean
+.PHONY: build test hostile backends check lint bench fuzz golden bench-compare clean
 
 build:
 	$(GO) build -tags '$(TAGS)' -o bin/bucky3 ./cmd/bucky3
@@ -20,6 +20,11 @@ test: backends
 backends:
 	bash scripts/backends.sh install
 	bash scripts/dockerd.sh install
+
+# The hostile suite at full size (make test runs it small): the agent
+# flooded by bad senders, its memory and accounting checked.
+hostile: backends
+	HOSTILE=full $(GO) test -tags '$(TAGS)' -run 'Hostile' -count=1 -v -timeout 60m ./cmd/bucky3
 
 # golangci-lint is pinned and built from the module proxy into .cache/bin.
 GOLANGCI_LINT_VERSION ?= v2.15.0
