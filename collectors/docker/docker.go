@@ -45,12 +45,10 @@ type Stats struct {
 	generation uint64
 }
 
-// New returns a docker_stats source configured by o. It validates o but
-// does no I/O: the daemon is first contacted by Run.
+// New returns a docker_stats source configured by o, which must have
+// passed Validate (the registry sees to it). It does no I/O: the daemon is
+// first contacted by Run.
 func New(m engine.Module, o Options) (*Stats, error) {
-	if err := o.Validate(); err != nil {
-		return nil, err
-	}
 	// A poller has nothing to drop; the counter exists because SPEC §2.2
 	// lists metrics_dropped in every source's report.
 	m.Stats.Counter("metrics_dropped")

@@ -45,11 +45,10 @@ func DefaultOptions() Options {
 // tag named bucket replace the metric's bucket.
 var reservedTags = []string{"bucket", "docker_id", "docker_name", "name"}
 
-// Validate checks the options, naming the first bad one.
+// Validate checks the options of this module type, naming the first bad
+// one. The engine's registry calls it after checking the common options;
+// New trusts options that passed it.
 func (o *Options) Validate() error {
-	if err := o.ValidateCommon(); err != nil {
-		return err
-	}
 	for _, p := range []struct{ option, value string }{
 		{"docker_socket", o.DockerSocket},
 		{"cgroup_path", o.CgroupPath},
@@ -59,8 +58,8 @@ func (o *Options) Validate() error {
 			return fmt.Errorf("%s: must not be empty", p.option)
 		}
 	}
-	if o.SocketTimeout <= 0 {
-		return fmt.Errorf("socket_timeout: must be above 0, got %v", o.SocketTimeout)
+	if err := engine.CheckSeconds("socket_timeout", o.SocketTimeout, 0); err != nil {
+		return err
 	}
 	for env, tag := range o.EnvMapping {
 		switch {

@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,19 +34,44 @@ func TestOptions_Validate_Failure(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), option+":") {
 			t.Fatalf("Validate() = %v, want an error naming %s", err, option)
 		}
-		if _, err := New(engine.Module{Name: "d", Stats: engine.NewStats()}, o); err == nil {
-			t.Fatalf("New accepted options with a bad %s", option)
-		}
 	}
-	f("flush_interval", func(o *Options) { o.FlushInterval = 0 })
 	f("docker_socket", func(o *Options) { o.DockerSocket = "" })
 	f("cgroup_path", func(o *Options) { o.CgroupPath = "" })
 	f("proc_path", func(o *Options) { o.ProcPath = "" })
 	f("socket_timeout", func(o *Options) { o.SocketTimeout = 0 })
+	f("socket_timeout", func(o *Options) { o.SocketTimeout = math.Inf(1) })
 	f("env_mapping", func(o *Options) { o.EnvMapping = map[string]string{"A": "9tag"} })
 	f("env_mapping", func(o *Options) { o.EnvMapping = map[string]string{"A": "a.b"} })
 	f("env_mapping", func(o *Options) { o.EnvMapping = map[string]string{"A": "docker_name"} })
 	f("env_mapping", func(o *Options) { o.EnvMapping = map[string]string{"": "a"} })
+}
+
+// TestOptions_Config parses configurations the way the agent does: bad
+// options are refused, naming the option, before New is ever called.
+func TestOptions_Config(t *testing.T) {
+	types := []engine.Type{engine.SourceType("docker_stats", DefaultOptions, New)}
+	f := func(options, wantErr string) {
+		t.Helper()
+		doc := "[d]\nmodule_type = \"docker_stats\"\n" + options
+		_, err := engine.Parse([]byte(doc), types, func(string) (string, bool) { return "", false })
+		switch {
+		case wantErr == "" && err != nil:
+			t.Errorf("%s: unexpected error %v", options, err)
+		case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr+":")):
+			t.Errorf("%s: error %v, want one naming %s", options, err, wantErr)
+		}
+	}
+	f("", "")
+	f("env_mapping = {SERVICE_NAME = \"service\"}\n", "")
+	f("flush_interval = 0\n", "flush_interval")
+	f("docker_socket = \"\"\n", "docker_socket")
+	f("cgroup_path = \"\"\n", "cgroup_path")
+	f("proc_path = \"\"\n", "proc_path")
+	f("socket_timeout = 0\n", "socket_timeout")
+	f("socket_timeout = -1\n", "socket_timeout")
+	f("env_mapping = {A = \"9tag\"}\n", "env_mapping")
+	f("env_mapping = {A = \"docker_name\"}\n", "env_mapping")
+	f("env_mapping = {\"\" = \"a\"}\n", "env_mapping")
 }
 
 // TestStartupDelay: the engine's SPEC §2.1 delay, as docker_stats options

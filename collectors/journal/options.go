@@ -48,13 +48,15 @@ func DefaultOptions() Options {
 	}
 }
 
-// Validate checks the options, naming the first bad one.
+// Validate checks the options of this module type, naming the first bad
+// one. The engine's registry calls it after checking the common options;
+// New trusts options that passed it.
 func (o *Options) Validate() error {
-	if err := o.ValidateCommon(); err != nil {
-		return err
-	}
-	if o.TimestampWindow < 0 {
-		return fmt.Errorf("timestamp_window: must not be negative, got %v", o.TimestampWindow)
+	// 0 is valid: reading starts at the end of the journal.
+	if o.TimestampWindow != 0 {
+		if err := engine.CheckSeconds("timestamp_window", o.TimestampWindow, 0); err != nil {
+			return err
+		}
 	}
 	if _, ok := levelByName(o.JournalLogLevel); !ok {
 		return fmt.Errorf("journal_log_level: must be critical, error, warning, info or debug, got %q", o.JournalLogLevel)

@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -27,8 +28,34 @@ func TestOptions_Validate(t *testing.T) {
 	f(func(o *Options) { o.JournalBucket = "" }, "journal_bucket")
 	f(func(o *Options) { o.LevelFieldName = "" }, "level_field_name")
 	f(func(o *Options) { o.JournalPath = []string{""} }, "journal_path")
-	f(func(o *Options) { o.FlushInterval = 0 }, "flush_interval")
+	f(func(o *Options) { o.TimestampWindow = math.NaN() }, "timestamp_window")
+	f(func(o *Options) { o.TimestampWindow = math.Inf(1) }, "timestamp_window")
+	// 0 starts at the end of the journal.
+	o.TimestampWindow = 0
+	if err := o.Validate(); err != nil {
+		t.Errorf("timestamp_window = 0: %v", err)
+	}
 }
 
-// The module registers as cmd/bucky3 will register it.
-var _ = engine.SourceType("systemd_journal", DefaultOptions, New)
+// TestOptions_Config parses configurations the way the agent does: bad
+// options are refused, naming the option, before New is ever called (New
+// would fail anyway in a build without cgo).
+func TestOptions_Config(t *testing.T) {
+	types := []engine.Type{engine.SourceType("systemd_journal", DefaultOptions, New)}
+	f := func(options, wantErr string) {
+		t.Helper()
+		doc := "[j]\nmodule_type = \"systemd_journal\"\n" + options
+		_, err := engine.Parse([]byte(doc), types, func(string) (string, bool) { return "", false })
+		switch {
+		case wantErr == "" && err != nil:
+			t.Errorf("%s: unexpected error %v", options, err)
+		case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr+":")):
+			t.Errorf("%s: error %v, want one naming %s", options, err, wantErr)
+		}
+	}
+	f("", "")
+	f("flush_interval = 0\n", "flush_interval")
+	f("timestamp_window = -1\n", "timestamp_window")
+	f("journal_log_level = \"notice\"\n", "journal_log_level")
+	f("journal_path = [\"\"]\n", "journal_path")
+}

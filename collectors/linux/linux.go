@@ -45,12 +45,13 @@ type Stats struct {
 	lastMetrics, lastFields, lastTags int
 }
 
-// New returns a linux_stats source configured by o. It validates o but
+// New returns a linux_stats source configured by o, which must have
+// passed Validate (the registry sees to it). It compiles the lists and
 // does no I/O: files are first opened by Run.
 func New(m engine.Module, o Options) (*Stats, error) {
 	f, err := o.filters()
 	if err != nil {
-		return nil, err
+		return nil, err // only options that skipped Validate get here
 	}
 	// A poller has nothing to drop; the counter exists because SPEC §2.2
 	// lists metrics_dropped in every source's report.

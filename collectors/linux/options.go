@@ -39,9 +39,13 @@ func DefaultOptions() Options {
 	}
 }
 
-// Validate checks the options and compiles the lists, naming the option of
-// the first bad expression.
+// Validate checks the options of this module type, naming the first bad
+// one. The engine's registry calls it after checking the common options;
+// New trusts options that passed it.
 func (o *Options) Validate() error {
+	if o.ProcPath == "" {
+		return fmt.Errorf("proc_path: must not be empty")
+	}
 	_, err := o.filters()
 	return err
 }
@@ -51,14 +55,10 @@ type filters struct {
 	disk, filesystem, iface filter
 }
 
+// filters compiles the lists, naming the option of the first bad
+// expression.
 func (o *Options) filters() (filters, error) {
 	var f filters
-	if err := o.ValidateCommon(); err != nil {
-		return f, err
-	}
-	if o.ProcPath == "" {
-		return f, fmt.Errorf("proc_path: must not be empty")
-	}
 	lists := []struct {
 		option string
 		res    []string
