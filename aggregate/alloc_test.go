@@ -3,6 +3,7 @@
 package aggregate
 
 import (
+	"strconv"
 	"testing"
 	"time"
 )
@@ -74,5 +75,51 @@ func TestAllocs_AddTo(t *testing.T) {
 		if i%100 == 0 {
 			tbl.Flush(time.Now())
 		}
+	}
+}
+
+// TestAllocs_PastCaps checks that a timer past MaxTimerSamples and a set
+// past MaxSetSize take further samples, new set members included, without
+// allocating, and that a new series refused while memory is tight
+// allocates nothing either.
+func TestAllocs_PastCaps(t *testing.T) {
+	b := &budget{}
+	o := DefaultOptions()
+	o.PercentileThresholds = []float64{50, 100}
+	o.Histograms = []HistogramRule{{Match: ".*", Lower: ptr(0), Bins: []Bin{{Name: "low", Upper: ptr(10)}, {Name: "high"}}}}
+	o.MaxTimerSamples = 1000
+	o.MaxSetSize = 1000
+	o.Memory = b
+	tbl, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := tbl.NewWriter()
+	timer := sampleOf(t, "t:12.5:3|ms|#a=b")
+	set := sampleOf(t, "s:member_0000|s|#a=b")
+	member := func(i int) { set.SetMember = strconv.AppendInt(set.SetMember[:7], int64(i), 10) }
+	for i := range 2000 {
+		w.Add(timer)
+		member(i)
+		w.Add(set)
+	}
+	if tbl.TimersSampled() != 1 || tbl.SetsEstimated() != 1 {
+		t.Fatalf("TimersSampled %d, SetsEstimated %d; want both past their cap", tbl.TimersSampled(), tbl.SetsEstimated())
+	}
+	i := 2000
+	for range 500 {
+		if n := testing.AllocsPerRun(1, func() { w.Add(timer) }); n != 0 {
+			t.Fatalf("timer Add past the cap: %v allocations, want 0", n)
+		}
+		member(i)
+		i++
+		if n := testing.AllocsPerRun(1, func() { w.Add(set) }); n != 0 {
+			t.Fatalf("set Add of a new member past the cap: %v allocations, want 0", n)
+		}
+	}
+	b.tight = true
+	fresh := sampleOf(t, "fresh_series:1|c|#a=b")
+	if n := testing.AllocsPerRun(100, func() { w.Add(fresh) }); n != 0 || tbl.MemoryDropped() != 101 {
+		t.Fatalf("refusing a new series: %v allocations, %d dropped; want 0, 101", n, tbl.MemoryDropped())
 	}
 }

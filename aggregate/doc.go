@@ -13,6 +13,11 @@
 // under the stripe's lock and computes outside it, so writers wait only for
 // the swap; recycled series keep their buffers.
 //
+// Every series is bounded in memory: a timer past MaxTimerSamples keeps a
+// uniform reservoir beside exact running statistics, a set past MaxSetSize
+// becomes a HyperLogLog++ sketch, and no new series starts beyond
+// MaxSeries or while the agent's memory budget is tight (README.md).
+//
 // A series is identified by its name, its tags (which include bucket and
 // exclude timestamp, as the parser delivers them) and its kind: counter,
 // gauge, timer or set. ms, h and d samples of one name and tags are the

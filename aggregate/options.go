@@ -30,12 +30,31 @@ type Options struct {
 	// MaxSeries caps the series of one flush interval; a new series beyond
 	// it is dropped and counted, existing series keep aggregating.
 	MaxSeries int `toml:"max_series"`
+	// MaxTimerSamples caps the samples a timer series keeps per interval.
+	// Beyond it a uniform reservoir of that many samples feeds the
+	// percentiles, while counts, lower, upper, mean, stdev and histogram
+	// bins stay exact.
+	MaxTimerSamples int `toml:"max_timer_samples"`
+	// MaxSetSize caps the members a set series counts exactly per
+	// interval; beyond it the count is a HyperLogLog++ estimate.
+	MaxSetSize int `toml:"max_set_size"`
+	// Memory is the agent's memory budget (an *engine.Memory): while it
+	// is tight, a new series is dropped and counted (MemoryDropped); known
+	// series keep aggregating. Nil means no budget.
+	Memory Budget `toml:"-"`
 	// AddTimestamps stamps series that carried no timestamp with the flush
 	// time instead of leaving the timestamp to the destination.
 	AddTimestamps bool `toml:"add_timestamps"`
 	// Stripes is the number of independently locked parts of the table, a
 	// power of two. It is a tuning knob, not a configuration option.
 	Stripes int `toml:"-"`
+}
+
+// Budget is what a Table asks of a memory budget; *engine.Memory is one,
+// and tests use their own.
+type Budget interface {
+	// Tight reports whether growth must be refused now.
+	Tight() bool
 }
 
 // HistogramRule bins the timer series whose name Match fully matches.
@@ -64,6 +83,8 @@ func DefaultOptions() Options {
 		HistogramsBucket: "stats_histograms",
 		SetsBucket:       "stats_sets",
 		MaxSeries:        1_000_000,
+		MaxTimerSamples:  1 << 16,
+		MaxSetSize:       100_000,
 		Stripes:          256,
 	}
 }
@@ -101,11 +122,21 @@ func (o *Options) Validate() error {
 	if o.MaxSeries <= 0 || o.MaxSeries > math.MaxInt32 {
 		return fmt.Errorf("max_series: must be in [1, %d], got %d", math.MaxInt32, o.MaxSeries)
 	}
+	if o.MaxTimerSamples < 1 || o.MaxTimerSamples > maxTimerSamples {
+		return fmt.Errorf("max_timer_samples: must be in [1, %d], got %d", maxTimerSamples, o.MaxTimerSamples)
+	}
+	if o.MaxSetSize < 1 || o.MaxSetSize > math.MaxInt32 {
+		return fmt.Errorf("max_set_size: must be in [1, %d], got %d", math.MaxInt32, o.MaxSetSize)
+	}
 	if o.Stripes <= 0 || o.Stripes&(o.Stripes-1) != 0 {
 		return fmt.Errorf("stripes: must be a power of two, got %d", o.Stripes)
 	}
 	return nil
 }
+
+// maxTimerSamples bounds max_timer_samples: 128 MiB of samples for one
+// series is already more than any percentile needs.
+const maxTimerSamples = 1 << 24
 
 // histRule is a validated HistogramRule. lower is -Inf and the open last
 // bin's upper +Inf, so that binning needs no special cases.

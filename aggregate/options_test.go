@@ -69,6 +69,10 @@ func TestOptionsValidate_Failure(t *testing.T) {
 	f(func(o *Options) { o.PercentileThresholds = []float64{100.001} }, "percentile_thresholds: 100.001 is not in (0, 100]")
 	f(func(o *Options) { o.MaxSeries = 0 }, "max_series: ")
 	f(func(o *Options) { o.MaxSeries = 1 << 31 }, "max_series: ")
+	f(func(o *Options) { o.MaxTimerSamples = 0 }, "max_timer_samples: ")
+	f(func(o *Options) { o.MaxTimerSamples = 1<<24 + 1 }, "max_timer_samples: ")
+	f(func(o *Options) { o.MaxSetSize = 0 }, "max_set_size: ")
+	f(func(o *Options) { o.MaxSetSize = 1 << 31 }, "max_set_size: ")
 	f(func(o *Options) { o.Stripes = 0 }, "stripes: ")
 	f(func(o *Options) { o.Stripes = 3 }, "stripes: ")
 	rule := func(r HistogramRule) func(o *Options) {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,9 +49,13 @@ type series struct {
 	next int32
 	// value is a counter's sum of value/rate or a gauge's value.
 	value float64
-	// samples are a timer's samples, sorted only at flush.
+	// samples are a timer's samples, sorted only at flush: at most
+	// MaxTimerSamples, past which they are a reservoir (see over).
 	samples []float64
 	members map[string]struct{}
+	// over is the state of a timer or set past its per-interval cap
+	// (timer.go, set.go); nil below it.
+	over *overflow
 	// ts is the last sample timestamp in milliseconds, 0 for none.
 	ts int64
 	// key is the canonical key (see appendKey), the one allocation of a
@@ -142,6 +147,13 @@ type Table struct {
 	sum64   func([]byte) uint64
 	live    atomic.Int64 // series in the live maps, bounded by MaxSeries
 	dropped atomic.Uint64
+	// droppedMemory counts new series refused while Memory was tight;
+	// sampled and estimated count series that passed their cap.
+	droppedMemory atomic.Uint64
+	sampled       atomic.Uint64
+	estimated     atomic.Uint64
+	// seed starts each reservoir's random stream.
+	seed atomic.Uint64
 
 	flushMu sync.Mutex
 	last    time.Time // time of the previous Flush, or of New
@@ -159,6 +171,7 @@ func New(o Options) (*Table, error) {
 		sum64:   xxhash.Sum64,
 		last:    time.Now(),
 	}
+	t.seed.Store(rand.Uint64())
 	for i := range o.Histograms {
 		r, err := compileRule(&o.Histograms[i])
 		if err != nil {
@@ -182,6 +195,18 @@ func New(o Options) (*Table, error) {
 // they would have started a series beyond MaxSeries.
 func (t *Table) SeriesDropped() uint64 { return t.dropped.Load() }
 
+// MemoryDropped returns how many samples were dropped since New because
+// they would have started a series while Options.Memory was tight.
+func (t *Table) MemoryDropped() uint64 { return t.droppedMemory.Load() }
+
+// TimersSampled returns how many timer series, counted once per interval,
+// passed MaxTimerSamples since New: their percentiles come from a sample.
+func (t *Table) TimersSampled() uint64 { return t.sampled.Load() }
+
+// SetsEstimated returns how many set series, counted once per interval,
+// passed MaxSetSize since New: their count is an estimate.
+func (t *Table) SetsEstimated() uint64 { return t.estimated.Load() }
+
 // Writer adds samples to a Table. It owns the scratch space keys are built
 // in, so each goroutine needs its own; any number of Writers may add to
 // one Table concurrently with each other and with Flush.
@@ -196,7 +221,8 @@ func (t *Table) NewWriter() *Writer { return &Writer{t: t, key: make([]byte, 0, 
 // Add folds s into its series; s is not retained. Adding to a series
 // that already exists in this interval does not allocate. Add returns
 // false when s is dropped: because it would start a series beyond
-// MaxSeries (counted in SeriesDropped) or because its Type is unknown.
+// MaxSeries (counted in SeriesDropped) or while memory is tight (counted
+// in MemoryDropped), or because its Type is unknown.
 func (w *Writer) Add(s *parse.Sample) bool {
 	var ref Ref
 	return w.AddRef(s, &ref)
@@ -229,14 +255,13 @@ func (w *Writer) AddRef(s *parse.Sample, ref *Ref) bool {
 	st.mu.Lock()
 	slot := find(st, h, w.key)
 	if slot < 0 {
-		if slot = t.create(st, h, string(w.key)); slot < 0 {
+		if slot = create(t, st, h, w.key); slot < 0 {
 			st.mu.Unlock()
-			t.dropped.Add(1)
 			return false
 		}
 	}
 	ser := st.series.at(slot)
-	ser.add(s)
+	ser.add(t, s)
 	*ref = Ref{key: ser.key, hash: h, gen: st.gen, slot: slot}
 	ref.at, ref.next = hintsOf(ser)
 	st.mu.Unlock()
@@ -253,32 +278,36 @@ func (w *Writer) AddTo(ref *Ref, s *parse.Sample) bool {
 	if ref.gen != st.gen {
 		slot := find(st, ref.hash, ref.key)
 		if slot < 0 {
-			if slot = t.create(st, ref.hash, ref.key); slot < 0 {
+			if slot = create(t, st, ref.hash, ref.key); slot < 0 {
 				st.mu.Unlock()
-				t.dropped.Add(1)
 				return false
 			}
 		}
 		ref.gen, ref.slot = st.gen, slot
 	}
 	ser := st.series.at(ref.slot)
-	ser.add(s)
+	ser.add(t, s)
 	ref.at, ref.next = hintsOf(ser)
 	st.mu.Unlock()
 	return true
 }
 
-// add folds s, whose kind is ser's, into ser.
-func (ser *series) add(s *parse.Sample) {
+// add folds s, whose kind is ser's, into ser, a series of t.
+func (ser *series) add(t *Table, s *parse.Sample) {
 	switch ser.kind {
 	case kindCounter:
 		ser.addCounter(s)
 	case kindGauge:
 		ser.addGauge(s)
 	case kindTimer:
-		ser.samples = append(ser.samples, s.Values...)
+		// Below the cap a sample costs an append; sampling starts past it.
+		if len(ser.samples)+len(s.Values) <= t.o.MaxTimerSamples {
+			ser.samples = append(ser.samples, s.Values...)
+		} else {
+			t.addSampled(ser, s.Values)
+		}
 	case kindSet:
-		ser.addMember(s.SetMember)
+		ser.addMember(t, s.SetMember)
 	}
 	if s.Timestamp != 0 {
 		ser.ts = s.Timestamp
@@ -336,23 +365,30 @@ func find[K string | []byte](st *stripe, h uint64, key K) int32 {
 }
 
 // create adds the series of key to st, reusing a recycled slot when there
-// is one, and returns its position. It returns -1 when the table already
-// holds MaxSeries series.
-func (t *Table) create(st *stripe, h uint64, key string) int32 {
+// is one, and returns its position. It returns -1, counted, while memory
+// is tight (the budget costs one atomic load, on this path only) or when
+// the table already holds MaxSeries series. The key is copied only when
+// the series is kept: a refusal, which a flood repeats, allocates nothing.
+func create[K string | []byte](t *Table, st *stripe, h uint64, key K) int32 {
+	if t.o.Memory != nil && t.o.Memory.Tight() {
+		t.droppedMemory.Add(1)
+		return -1
+	}
 	if t.live.Add(1) > int64(t.o.MaxSeries) {
 		t.live.Add(-1)
+		t.dropped.Add(1)
 		return -1
 	}
 	n, ser := st.series.push()
-	ser.key = key
-	ser.kind = kind(key[0])
+	ser.key = string(key)
+	ser.kind = kind(ser.key[0])
 	ser.next = -1
 	if head, ok := st.index[h]; ok {
 		ser.next = head
 	}
 	st.index[h] = n
 	if ser.kind == kindTimer {
-		name, _ := cutField(key[1:])
+		name, _ := cutField(ser.key[1:])
 		ser.rule = t.ruleFor(name)
 	}
 	return n
