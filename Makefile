@@ -3,10 +3,15 @@ GO ?= go
 # sdjournal builds the systemd_journal reader (cgo + libsystemd-dev).
 TAGS ?= sdjournal
 
-.PHONY: build test hostile backends check lint bench fuzz golden bench-compare clean
+.PHONY: build deb test hostile backends check lint bench fuzz golden bench-compare clean
 
 build:
 	$(GO) build -tags '$(TAGS)' -o bin/bucky3 ./cmd/bucky3
+
+# bin/bucky3_<version>_<arch>.deb: the binary, the hardened unit, its
+# drop-ins, the sysctl file and the conffile (packaging/deb/build.sh).
+deb:
+	GO='$(GO)' TAGS='$(TAGS)' bash packaging/deb/build.sh bin
 
 # The tests talk to real Prometheus, InfluxDB, VictoriaMetrics, Graphite,
 # VictoriaLogs and Docker servers: backends installs them (idempotent, fast
