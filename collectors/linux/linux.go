@@ -30,6 +30,15 @@ type Stats struct {
 	// statfs is unix.Statfs; tests replace it so that golden output does
 	// not depend on the disks of the machine running them.
 	statfs func(path string, st *unix.Statfs_t) error
+	// pending holds, by mount point, the statfs calls that missed their
+	// deadline and have not returned yet. Only the goroutine running Run
+	// touches the map; it outlives Run so that a restart does not query a
+	// hung mount a second time.
+	pending map[string]*statfsCall
+
+	// beat is Begin/End around each collection: a collection that hangs
+	// shows as stuck, the wait between two does not.
+	beat *engine.Beat
 
 	// proc and block are opened by Run: opening stats the proc root, and
 	// New does no I/O.
@@ -65,6 +74,8 @@ func New(m engine.Module, o Options) (*Stats, error) {
 		readErrors:  m.Stats.Counter("read_errors"),
 		flushErrors: m.Stats.FlushErrors,
 		statfs:      unix.Statfs,
+		pending:     map[string]*statfsCall{},
+		beat:        m.Beat("collect"),
 		failing:     map[string]bool{},
 	}, nil
 }
@@ -112,7 +123,9 @@ func (s *Stats) open() error {
 // flush emits one collection. A collection that read nothing at all is a
 // flush error; one that lost some files is not (read_errors counts those).
 func (s *Stats) flush(out engine.Emitter, now time.Time) {
+	s.beat.Begin()
 	metrics := s.collect(now)
+	s.beat.End()
 	if len(metrics) == 0 {
 		s.flushErrors.Inc()
 		return

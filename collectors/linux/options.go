@@ -26,16 +26,22 @@ type Options struct {
 	FilesystemBlacklist []string `toml:"filesystem_blacklist"`
 	InterfaceWhitelist  []string `toml:"interface_whitelist"`
 	InterfaceBlacklist  []string `toml:"interface_blacklist"`
+	// StatfsTimeout (seconds) is how long a collection waits for the
+	// statfs calls of the mounts; a mount that misses it is skipped until
+	// its call returns.
+	StatfsTimeout float64 `toml:"statfs_timeout"`
 }
 
 // DefaultOptions returns the defaults of SPEC §6: /proc, no whitelists,
-// loop/ram/sr disks and in-memory or image filesystems blacklisted.
+// loop/ram/sr disks and in-memory or image filesystems blacklisted, and a
+// 5 s statfs deadline.
 func DefaultOptions() Options {
 	return Options{
 		SourceOptions:       engine.DefaultSourceOptions(),
 		ProcPath:            "/proc",
 		DiskBlacklist:       []string{`loop\d+`, `ram\d+`, `sr\d+`},
 		FilesystemBlacklist: []string{"tmpfs", "devtmpfs", "rootfs", "squashfs"},
+		StatfsTimeout:       5,
 	}
 }
 
@@ -45,6 +51,9 @@ func DefaultOptions() Options {
 func (o *Options) Validate() error {
 	if o.ProcPath == "" {
 		return fmt.Errorf("proc_path: must not be empty")
+	}
+	if err := engine.CheckSeconds("statfs_timeout", o.StatfsTimeout, 0); err != nil {
+		return err
 	}
 	_, err := o.filters()
 	return err
