@@ -259,7 +259,7 @@ func copyTool(t *testing.T, root, tool string) {
 		t.Fatalf("%s not found: the scratch root needs it for the maintainer scripts", tool)
 	}
 	copyFile(t, path, filepath.Join(root, path), 0o755)
-	out, err := exec.Command("ldd", path).Output()
+	out, err := exec.Command("ldd", path).CombinedOutput()
 	if err != nil && !strings.Contains(string(out), "not a dynamic executable") {
 		t.Fatalf("ldd %s: %v", path, err)
 	}
