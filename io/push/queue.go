@@ -25,8 +25,24 @@ func (q *Queue) Len() int { return len(q.buf) - q.head }
 // it discarded. The discarded ones are never copied in, so memory stays
 // bounded whatever the size of ms.
 func (q *Queue) Add(ms []engine.Metric) (dropped int) {
-	if total := q.Len() + len(ms); total > q.limit {
-		keep := q.limit / 2
+	keep := q.Len() + len(ms)
+	if keep > q.limit {
+		keep = q.limit / 2
+	}
+	return q.add(ms, keep)
+}
+
+// AddTight is Add for when the agent's memory is tight: it keeps only the
+// newest half of the queue and ms together (at most limit/2), oldest
+// dropped first, so that each batch received while memory stays tight
+// shrinks the queue instead of growing it.
+func (q *Queue) AddTight(ms []engine.Metric) (dropped int) {
+	return q.add(ms, min(q.Len()+len(ms), q.limit)/2)
+}
+
+// add appends the newest keep metrics of the queue and ms together.
+func (q *Queue) add(ms []engine.Metric, keep int) (dropped int) {
+	if total := q.Len() + len(ms); total > keep {
 		dropped = total - keep
 		fromQueue := min(dropped, q.Len())
 		q.Remove(fromQueue)

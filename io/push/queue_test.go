@@ -64,3 +64,28 @@ func TestQueue_RemoveReleasesMetrics(t *testing.T) {
 		}
 	}
 }
+
+// AddTight keeps the newest half of the queue and the batch together,
+// never more than half the limit, so that batches received while memory
+// stays tight shrink the queue.
+func TestQueue_AddTight(t *testing.T) {
+	q := NewQueue(100)
+	f := func(first, n, wantDropped, wantFirst, wantLast int) {
+		t.Helper()
+		if got := q.AddTight(metrics(first, n)); got != wantDropped {
+			t.Fatalf("AddTight(%d..): dropped %d, want %d", first, got, wantDropped)
+		}
+		gotFirst, gotLast := buckets(q.Peek(q.Len()))
+		if gotFirst != wantFirst || gotLast != wantLast || q.Len() != wantLast-wantFirst+1 {
+			t.Fatalf("queue holds %d..%d (len %d), want %d..%d", gotFirst, gotLast, q.Len(), wantFirst, wantLast)
+		}
+	}
+	q.Add(metrics(0, 60))
+	f(60, 20, 40, 40, 79)      // 80 held: the oldest half goes, from the queue
+	f(80, 10, 25, 65, 89)      // 50 held: 25 go
+	f(100, 300, 275, 350, 399) // more than the limit: half the limit stays, from the batch
+	q.Remove(q.Len())
+	if q.AddTight(metrics(500, 1)) != 1 || q.Len() != 0 {
+		t.Fatalf("a single metric into an empty queue while tight: want it dropped")
+	}
+}

@@ -31,6 +31,7 @@ type Counters struct {
 	Dropped          *engine.Counter // metrics_dropped, every reason
 	DroppedFull      *engine.Counter // metrics_dropped_buffer_full
 	DroppedShutdown  *engine.Counter // metrics_dropped_shutdown
+	DroppedMemory    *engine.Counter // metrics_dropped_memory_limit
 	ConnectionErrors *engine.Counter // connection_errors
 	Buffered         *engine.Gauge   // metrics_buffered
 	FlushErrors      *engine.Counter // flush_errors
@@ -45,6 +46,7 @@ func NewCounters(s *engine.Stats) Counters {
 		Dropped:          s.Counter("metrics_dropped"),
 		DroppedFull:      s.Counter("metrics_dropped_buffer_full"),
 		DroppedShutdown:  s.Counter("metrics_dropped_shutdown"),
+		DroppedMemory:    s.Counter("metrics_dropped_memory_limit"),
 		ConnectionErrors: s.Counter("connection_errors"),
 		Buffered:         s.Gauge("metrics_buffered"),
 		FlushErrors:      s.FlushErrors,
@@ -53,6 +55,8 @@ func NewCounters(s *engine.Stats) Counters {
 
 // Run applies the push policy: it queues the batches read from in and
 // pushes them through p every flush interval, backing off on failures.
+// While m.Memory is tight, each batch received trims the queue to half
+// (AddTight), counted as metrics_dropped_memory_limit.
 // When in is closed it pushes what it holds, once, bounded by ctx, and
 // returns nil; metrics it could not push then are counted as dropped
 // (reason shutdown). When ctx is cancelled it returns ctx.Err() promptly,
@@ -67,6 +71,7 @@ func Run(ctx context.Context, in <-chan *engine.Batch, m engine.Module, o Option
 		q:        NewQueue(o.BufferLimit),
 		log:      m,
 		interval: engine.Seconds(o.FlushInterval),
+		tight:    m.Memory.Tight,
 	}
 	defer r.abandon()
 
@@ -97,11 +102,18 @@ type runner struct {
 	log      engine.Module
 	interval time.Duration
 	failing  bool // the last flush failed: log only the first failure of a run
+	// tight is the agent's memory budget, read once per batch received.
+	tight func() bool
 }
 
 func (r *runner) add(ms []engine.Metric) {
 	r.c.Received.Add(uint64(len(ms)))
-	if n := r.q.Add(ms); n > 0 {
+	if r.tight() {
+		if n := r.q.AddTight(ms); n > 0 {
+			r.c.Dropped.Add(uint64(n))
+			r.c.DroppedMemory.Add(uint64(n))
+		}
+	} else if n := r.q.Add(ms); n > 0 {
 		r.c.Dropped.Add(uint64(n))
 		r.c.DroppedFull.Add(uint64(n))
 	}

@@ -331,3 +331,66 @@ func TestOptions_Validate(t *testing.T) {
 	f(func(o *Options) { o.SocketTimeout = 0 }, "socket_timeout")
 	f(func(o *Options) { o.FlushInterval = 0 }, "flush_interval")
 }
+
+// While memory is tight each batch halves what is held, counted under its
+// own reason; the counts still add up.
+func TestRun_TrimsWhileMemoryIsTight(t *testing.T) {
+	stats := engine.NewStats()
+	tight := false
+	r := runner{o: testOptions(), c: NewCounters(stats), q: NewQueue(100), tight: func() bool { return tight }}
+	received := 0
+	f := func(n int, wantMemory, wantFull uint64, wantBuffered int) {
+		t.Helper()
+		r.add(metrics(received, n))
+		received += n
+		if got := r.c.DroppedMemory.Load(); got != wantMemory {
+			t.Fatalf("metrics_dropped_memory_limit = %d, want %d", got, wantMemory)
+		}
+		if got := r.c.DroppedFull.Load(); got != wantFull {
+			t.Fatalf("metrics_dropped_buffer_full = %d, want %d", got, wantFull)
+		}
+		if got := r.c.Buffered.Load(); got != int64(wantBuffered) || r.q.Len() != wantBuffered {
+			t.Fatalf("buffered %d (queue %d), want %d", got, r.q.Len(), wantBuffered)
+		}
+		if r.c.Dropped.Load()+uint64(r.q.Len()) != uint64(received) || r.c.Received.Load() != uint64(received) {
+			t.Fatalf("dropped %d + buffered %d != received %d", r.c.Dropped.Load(), r.q.Len(), received)
+		}
+	}
+	f(60, 0, 0, 60)
+	tight = true
+	f(20, 40, 0, 40)
+	f(10, 65, 0, 25)
+	tight = false
+	f(90, 65, 65, 50) // 115 held: buffer_limit trimming as before
+	if first, _ := buckets(r.q.Peek(1)); first != 130 {
+		t.Fatalf("oldest kept is %d, want 130: the oldest go first", first)
+	}
+}
+
+// Run starts no goroutine of its own: a panicking Pusher reaches Run's
+// caller, the module supervisor, which recovers and restarts the module,
+// and what Run held is counted as dropped on the way out.
+func TestRun_PusherPanicReachesTheCaller(t *testing.T) {
+	stats := engine.NewStats()
+	c := NewCounters(stats)
+	in := make(chan *engine.Batch, 1)
+	in <- &engine.Batch{Metrics: metrics(0, 5)}
+	close(in)
+	o := testOptions()
+	if err := validate(&o); err != nil {
+		t.Fatal(err)
+	}
+	p := PushFunc(func(context.Context, []engine.Metric) (int, int, error) { panic("encoder bug") })
+	func() {
+		defer func() {
+			if v := recover(); v != "encoder bug" {
+				t.Fatalf("recovered %v, want the Pusher's panic", v)
+			}
+		}()
+		_ = Run(t.Context(), in, engine.Module{Name: "test", Stats: stats}, o, p)
+	}()
+	if c.Received.Load() != 5 || c.DroppedShutdown.Load() != 5 || c.Dropped.Load() != 5 || c.Buffered.Load() != 0 {
+		t.Fatalf("received %d, dropped %d (shutdown %d), buffered %d; want 5, 5 (5), 0",
+			c.Received.Load(), c.Dropped.Load(), c.DroppedShutdown.Load(), c.Buffered.Load())
+	}
+}
