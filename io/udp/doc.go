@@ -5,7 +5,9 @@
 // goroutine — no copy, no channel hop, no allocation per datagram. The
 // kernel's drop count (SO_MEMINFO) and truncated datagrams are counted for
 // the self report. With Config.BatchWait, a reader that drained its socket
-// pauses so that one wakeup reads many bursts of datagrams.
+// pauses so that one wakeup reads many bursts of datagrams. A handler that
+// panics loses only the datagram in flight (Panics, and a log line at most
+// once a second); a panic elsewhere in a reader stops Run with an error.
 //
 // Inflater is the bounded zlib/gzip decompression shared by the StatsD and
 // JSON servers (try_decompress): it never inflates past a fixed bound, so a

@@ -7,8 +7,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -55,6 +57,9 @@ type Config struct {
 	// process meanwhile. A pause ends early when the load stops or rises.
 	// Zero reads through the runtime poller: a wakeup per burst.
 	BatchWait time.Duration
+	// Log receives the error of a handler that panicked, at most once a
+	// second; nil is slog.Default().
+	Log *slog.Logger
 }
 
 func (c *Config) setDefaults() error {
@@ -108,6 +113,7 @@ type Listener struct {
 	wake      int
 	closeOnce sync.Once
 	closeErr  error
+	panicLog  *panicLog
 }
 
 // Listen opens cfg.Readers sockets bound to cfg.Addr with SO_REUSEPORT and
@@ -128,7 +134,10 @@ func Listen(cfg Config) (*Listener, error) {
 		}
 		return serr
 	}}
-	l := &Listener{closed: make(chan struct{}), wake: -1}
+	l := &Listener{closed: make(chan struct{}), wake: -1, panicLog: &panicLog{log: cfg.Log}}
+	if l.panicLog.log == nil {
+		l.panicLog.log = slog.Default()
+	}
 	if cfg.BatchWait > 0 {
 		if l.wake, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 			return nil, fmt.Errorf("udp: eventfd: %w", err)
@@ -148,7 +157,7 @@ func Listen(cfg Config) (*Listener, error) {
 			l.addr = conn.LocalAddr()
 			addr = net.JoinHostPort(host, strconv.Itoa(l.addr.(*net.UDPAddr).Port))
 		}
-		r, err := newReader(conn, &cfg, l.closed, l.wake)
+		r, err := newReader(conn, &cfg, l.closed, l.wake, l.panicLog)
 		if err != nil {
 			conn.Close()
 			l.Close()
@@ -193,6 +202,15 @@ func (l *Listener) Run(ctx context.Context, h Handler) error {
 	for i, r := range l.readers {
 		fn := h(i)
 		wg.Go(func() {
+			// A panic outside the handler (which deliver recovers) is a bug
+			// of the reader: it stops Run with an error, and the module
+			// supervisor restarts the module, instead of the process dying.
+			defer func() {
+				if v := recover(); v != nil {
+					errs[i] = fmt.Errorf("udp: reader %d panicked: %v\n%s", i, v, debug.Stack())
+					cancel()
+				}
+			}()
 			if errs[i] = r.run(fn); errs[i] != nil {
 				cancel()
 			}
@@ -244,6 +262,10 @@ func (l *Listener) Bytes() uint64 { return l.sum(func(r *reader) uint64 { return
 func (l *Listener) Truncated() uint64 {
 	return l.sum(func(r *reader) uint64 { return r.truncated.Load() })
 }
+
+// Panics returns the number of datagrams whose handler panicked: each was
+// dropped, and its reader went on with the next datagram.
+func (l *Listener) Panics() uint64 { return l.sum(func(r *reader) uint64 { return r.panics.Load() }) }
 
 // Dropped returns the number of datagrams the kernel dropped because a
 // socket's receive buffer was full. A reader reads the kernel's count

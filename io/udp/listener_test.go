@@ -7,12 +7,14 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -725,4 +727,85 @@ func TestServerOptions_Validate_Failure(t *testing.T) {
 	f("batch_wait", func(o *ServerOptions) { o.BatchWait = 0.51 })
 	f("batch_wait", func(o *ServerOptions) { o.BatchWait = math.NaN() })
 	f("batch_wait", func(o *ServerOptions) { o.BatchWait = math.Inf(1) })
+}
+
+// A handler that panics loses only the datagram in flight: the others of
+// its batch and the following batches are delivered, the count is exact
+// and the log, at most one line a second, quotes the datagram's start.
+func TestListener_HandlerPanics(t *testing.T) {
+	for _, wait := range []time.Duration{0, time.Millisecond} {
+		t.Run(fmt.Sprintf("wait=%v", wait), func(t *testing.T) {
+			const total, every = 200, 7 // every 7th datagram panics: several per batch
+			var logs bytes.Buffer
+			var logMu sync.Mutex
+			log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil))
+			release := make(chan struct{})
+			var delivered []string // the reader's goroutine only, read after Packets
+			var first atomic.Bool
+			cfg := Config{Addr: "127.0.0.1:0", Readers: 1, BatchSize: 16, BatchWait: wait, Log: log}
+			began := time.Now()
+			l := start(t, cfg, func(int) func([]byte) {
+				return func(p []byte) {
+					if first.CompareAndSwap(false, true) {
+						<-release // let the rest queue up, so that reads return full batches
+					}
+					if bytes.HasPrefix(p, []byte("panic")) {
+						var m map[string]int
+						m[string(p)]++ // a nil map write: a real runtime panic
+					}
+					delivered = append(delivered, string(p))
+				}
+			})
+			conn := dial(t, l.Addr())
+			want := 0
+			for i := range total {
+				msg := fmt.Sprintf("ok %d", i)
+				if i%every == 3 {
+					msg = fmt.Sprintf("panic %d\n\"quoted\"\x00 %s", i, strings.Repeat("x", 100))
+				} else {
+					want++
+				}
+				write(t, conn, msg)
+				if i == 0 {
+					waitFor(t, "the first datagram", first.Load)
+				}
+			}
+			close(release)
+			waitFor(t, "every datagram", func() bool { return l.Packets() == total })
+			if got := l.Panics(); got != total-uint64(want) {
+				t.Fatalf("Panics = %d, want %d", got, total-want)
+			}
+			if len(delivered) != want {
+				t.Fatalf("delivered %d datagrams, want %d", len(delivered), want)
+			}
+			for _, d := range delivered {
+				if !strings.HasPrefix(d, "ok ") {
+					t.Fatalf("delivered %q", d)
+				}
+			}
+			logMu.Lock()
+			out := logs.String()
+			logMu.Unlock()
+			lines := strings.Count(out, "udp: datagram handler panicked")
+			if maxLines := 1 + int(time.Since(began)/time.Second); lines < 1 || lines > maxLines {
+				t.Fatalf("%d panic log lines, want 1 to %d:\n%s", lines, maxLines, out)
+			}
+			quoted := strconv.Quote(("panic 3\n\"quoted\"\x00 " + strings.Repeat("x", 100))[:64])
+			if !strings.Contains(out, "datagram="+strconv.Quote(quoted)) || !strings.Contains(out, "assignment to entry in nil map") {
+				t.Fatalf("the log does not quote the datagram's first 64 bytes (%s) and the panic:\n%s", quoted, out)
+			}
+		})
+	}
+}
+
+// lockedWriter serialises the writes of a log shared by readers and test.
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
 }

@@ -3,7 +3,10 @@ package udp
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -55,24 +58,26 @@ type reader struct {
 	lastDrops      uint32
 	readsUnsampled int
 
-	packets, bytes, truncated, dropped atomic.Uint64
+	packets, bytes, truncated, dropped, panics atomic.Uint64
+	panicLog                                   *panicLog
 }
 
-func newReader(conn *net.UDPConn, cfg *Config, closed <-chan struct{}, wake int) (*reader, error) {
+func newReader(conn *net.UDPConn, cfg *Config, closed <-chan struct{}, wake int, pl *panicLog) (*reader, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
 	batch, size := cfg.BatchSize, cfg.MaxPacketSize
 	r := &reader{
-		conn:   conn,
-		rc:     rc,
-		fd:     -1,
-		size:   size,
-		buf:    make([]byte, batch*size),
-		msgs:   make([]unix.Mmsghdr, batch),
-		wait:   cfg.BatchWait,
-		closed: closed,
+		conn:     conn,
+		rc:       rc,
+		fd:       -1,
+		size:     size,
+		buf:      make([]byte, batch*size),
+		msgs:     make([]unix.Mmsghdr, batch),
+		wait:     cfg.BatchWait,
+		closed:   closed,
+		panicLog: pl,
 	}
 	if r.wait > 0 {
 		r.timer = time.NewTimer(r.wait)
@@ -190,9 +195,32 @@ func (r *reader) run(h func(packet []byte)) error {
 }
 
 // deliver hands the r.n datagrams of the last read to h and counts them.
+// A panic in h loses only the datagram in flight, counted in panics, and
+// delivery goes on with the next one.
 func (r *reader) deliver(h func(packet []byte)) {
+	for i := 0; i < r.n; {
+		i = r.deliverFrom(h, i)
+	}
+}
+
+// deliverFrom delivers the datagrams of the last read from i on and
+// returns r.n, or after a panic in h the index after the datagram that
+// caused it. The recovery is deferred once per batch, not per datagram,
+// so the loop costs what it did without it.
+func (r *reader) deliverFrom(h func(packet []byte), i int) (next int) {
 	var packets, bytes, truncated uint64
-	for i := range r.n {
+	defer func() {
+		r.packets.Add(packets)
+		r.bytes.Add(bytes)
+		if truncated > 0 {
+			r.truncated.Add(truncated)
+		}
+		if v := recover(); v != nil {
+			r.recovered(i, v)
+			next = i + 1
+		}
+	}()
+	for ; i < r.n; i++ {
 		m := &r.msgs[i]
 		r.readCost += 2*int(m.Len) + queuedOverhead
 		if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
@@ -200,15 +228,42 @@ func (r *reader) deliver(h func(packet []byte)) {
 			continue
 		}
 		off, end := i*r.size, i*r.size+int(m.Len)
-		h(r.buf[off:end:end])
+		// Counted before h runs: a datagram whose handler panicked was
+		// handed over too.
 		packets++
 		bytes += uint64(m.Len)
+		h(r.buf[off:end:end])
 	}
-	r.packets.Add(packets)
-	r.bytes.Add(bytes)
-	if truncated > 0 {
-		r.truncated.Add(truncated)
+	return r.n
+}
+
+// recovered counts the datagram i of the last read, whose handler panicked
+// with v, and logs it, at most once a second per Listener: a sender that
+// trips a bug with every datagram must not flood the log.
+func (r *reader) recovered(i int, v any) {
+	r.panics.Add(1)
+	now := time.Now().UnixNano()
+	last := r.panicLog.last.Load()
+	if now-last < int64(panicLogEvery) || !r.panicLog.last.CompareAndSwap(last, now) {
+		return
 	}
+	p := r.buf[i*r.size : i*r.size+int(r.msgs[i].Len)]
+	r.panicLog.log.Error("udp: datagram handler panicked; datagram dropped",
+		"panic", v, "datagram", strconv.Quote(string(p[:min(len(p), panicQuoteBytes)])), "bytes", len(p),
+		"stack", string(debug.Stack()))
+}
+
+// panicLogEvery is the shortest time between two panic logs of one
+// Listener; panicQuoteBytes is how much of the datagram they quote.
+const (
+	panicLogEvery   = time.Second
+	panicQuoteBytes = 64
+)
+
+// panicLog is where a Listener's readers log a handler's panic.
+type panicLog struct {
+	log  *slog.Logger
+	last atomic.Int64 // time of the last log, in Unix nanoseconds
 }
 
 // drain reads what a pause left queued when the Listener closes, which
