@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -43,7 +44,18 @@ type Stats struct {
 	// logged once; entries of containers that are gone are dropped.
 	unreadable map[string]uint64
 	generation uint64
+	// sizes holds each running container's last measured size, emitted
+	// every collection and refreshed every filesystem_interval (sized).
+	sizes map[string]size
+	sized time.Time
+
+	// beat is Begin/End around each collection: a collection that hangs
+	// shows as stuck, the wait between two does not.
+	beat *engine.Beat
 }
+
+// size is what inspect with size=1 says about a container.
+type size struct{ rootFS, rw int64 }
 
 // New returns a docker_stats source configured by o, which must have
 // passed Validate (the registry sees to it). It does no I/O: the daemon is
@@ -60,6 +72,8 @@ func New(m engine.Module, o Options) (*Stats, error) {
 		readErrors:  m.Stats.Counter("read_errors"),
 		flushErrors: m.Stats.FlushErrors,
 		unreadable:  map[string]uint64{},
+		sizes:       map[string]size{},
+		beat:        m.Beat("collect"),
 	}, nil
 }
 
@@ -101,17 +115,27 @@ func (s *Stats) Run(ctx context.Context, out engine.Emitter) error {
 	}
 }
 
-// deadline bounds one collection: a hanging daemon must not delay the
-// next one, and socket_timeout may ask for less.
+// inspectWorkers is how many inspect calls a collection has in flight at
+// once: enough that one slow container does not hold up the others,
+// few enough that a host with hundreds of containers does not flood the
+// daemon.
+const inspectWorkers = 4
+
+// deadline bounds one call to the daemon: a hanging daemon must not delay
+// the next collection, and socket_timeout may ask for less.
 func (s *Stats) deadline() time.Duration {
 	return engine.Seconds(min(s.opts.FlushInterval, s.opts.SocketTimeout))
 }
 
 // flush runs one collection and emits its metrics. A collection fails as a
-// whole when the daemon cannot list or inspect the containers; cgroup and
-// proc files that cannot be read only cost their own metrics (read_errors).
+// whole when the daemon cannot list the containers, or is gone while they
+// are inspected; a container that cannot be inspected in time, and cgroup
+// and proc files that cannot be read, only cost their own metrics
+// (read_errors). The whole collection is bounded by flush_interval.
 func (s *Stats) flush(ctx context.Context, cli *client.Client, proc procfs.FS, out engine.Emitter) {
-	cctx, cancel := context.WithTimeout(ctx, s.deadline())
+	s.beat.Begin()
+	defer s.beat.End()
+	cctx, cancel := context.WithTimeout(ctx, engine.Seconds(s.opts.FlushInterval))
 	defer cancel()
 	s.generation++
 	metrics, err := s.collect(cctx, cli, proc, time.Now())
@@ -142,34 +166,111 @@ func (s *Stats) flush(ctx context.Context, cli *client.Client, proc procfs.FS, o
 	out.Emit(&engine.Batch{Source: s.name, Metrics: metrics})
 }
 
+// inspected is the answer about one listed container.
+type inspected struct {
+	info    container.InspectResponse
+	err     error
+	size    size
+	sizeErr error // of the size=1 call, when one was made
+}
+
 // collect lists and inspects the running containers and reads their usage.
 func (s *Stats) collect(ctx context.Context, cli *client.Client, proc procfs.FS, now time.Time) ([]engine.Metric, error) {
-	list, err := cli.ContainerList(ctx, container.ListOptions{})
+	lctx, cancel := context.WithTimeout(ctx, s.deadline())
+	list, err := cli.ContainerList(lctx, container.ListOptions{})
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
+	sizing := s.sized.IsZero() || now.Sub(s.sized) >= engine.Seconds(s.opts.FilesystemInterval)
+	answers := s.inspectAll(ctx, cli, list, sizing)
+	if sizing {
+		s.sized = now
+	}
+	listed := make(map[string]bool, len(list))
 	c := collection{s: s, proc: proc, layout: detectLayout(s.opts.CgroupPath), ts: now.UnixMilli()}
-	for _, summary := range list {
-		// Size makes the daemon add up the container's files: the one
-		// expensive call here, and the reason for the deadline.
-		info, _, err := cli.ContainerInspectWithRaw(ctx, summary.ID, true)
-		if err != nil {
-			if ctx.Err() != nil || client.IsErrConnectionFailed(err) {
-				return nil, fmt.Errorf("inspect container %s: %w", shortID(summary.ID), err)
+	for i, summary := range list {
+		listed[summary.ID] = true
+		a := &answers[i]
+		if a.err != nil {
+			if ctx.Err() != nil || client.IsErrConnectionFailed(a.err) {
+				return nil, fmt.Errorf("inspect container %s: %w", shortID(summary.ID), a.err)
+			}
+			if errors.Is(a.err, context.DeadlineExceeded) {
+				// Only this container's call was too slow: the others
+				// keep their metrics.
+				s.check("inspect "+shortID(summary.ID), a.err)
+				continue
 			}
 			// The daemon answered, but not about this container: mostly
 			// one removed since the list (a 404, which only containerd's
 			// errdefs can tell apart, a module go.mod lists as indirect).
 			// The container is skipped; churn is not worth a warning.
-			s.log.Debug("skipping container the daemon cannot inspect", "id", shortID(summary.ID), "err", err)
+			s.log.Debug("skipping container the daemon cannot inspect", "id", shortID(summary.ID), "err", a.err)
 			continue
 		}
+		s.check("inspect "+shortID(summary.ID), nil)
+		info := &a.info
 		if info.ContainerJSONBase == nil || info.State == nil || !info.State.Running || info.Config == nil {
 			continue
 		}
-		c.container(&info)
+		if sizing && s.check("size of "+shortID(info.ID), a.sizeErr) {
+			s.sizes[info.ID] = a.size
+		}
+		c.container(info)
+	}
+	for id := range s.sizes {
+		if !listed[id] {
+			delete(s.sizes, id)
+		}
 	}
 	return c.metrics, nil
+}
+
+// inspectAll inspects the listed containers, inspectWorkers at a time,
+// each call with its own deadline, and with sizing also asks for their
+// sizes in a second call: a container whose layer takes long to walk
+// must not cost its CPU and memory metrics. Answers are in list order.
+func (s *Stats) inspectAll(ctx context.Context, cli *client.Client, list []container.Summary, sizing bool) []inspected {
+	answers := make([]inspected, len(list))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(inspectWorkers, len(list)) {
+		wg.Go(func() {
+			for i := range next {
+				s.inspect(ctx, cli, list[i].ID, sizing, &answers[i])
+			}
+		})
+	}
+	for i := range list {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return answers
+}
+
+// inspect fills a with what the daemon says about container id.
+func (s *Stats) inspect(ctx context.Context, cli *client.Client, id string, sizing bool, a *inspected) {
+	cctx, cancel := context.WithTimeout(ctx, s.deadline())
+	a.info, a.err = cli.ContainerInspect(cctx, id)
+	cancel()
+	if a.err != nil || !sizing {
+		return
+	}
+	// Size makes the daemon add up the container's writable layer: the
+	// expensive call, hence filesystem_interval.
+	cctx, cancel = context.WithTimeout(ctx, s.deadline())
+	sized, _, err := cli.ContainerInspectWithRaw(cctx, id, true)
+	cancel()
+	switch {
+	case err != nil:
+		a.sizeErr = err
+	case sized.ContainerJSONBase == nil || sized.SizeRootFs == nil || sized.SizeRw == nil:
+		a.sizeErr = errors.New("no size in the answer")
+	default:
+		a.size = size{rootFS: *sized.SizeRootFs, rw: *sized.SizeRw}
+	}
 }
 
 // collection holds the state of one collection.
@@ -214,9 +315,11 @@ func (c *collection) container(info *container.InspectResponse) {
 	c.memory(info.ID, parent, tags)
 	c.interfaces(info.State.Pid, tags)
 	// SizeRootFs is everything the container sees (image layers plus its
-	// own changes), SizeRw what it wrote: its own share of the disk.
-	if info.SizeRootFs != nil && info.SizeRw != nil {
-		c.emit("docker_filesystem", tags, "", num("total_bytes", float64(*info.SizeRootFs)), num("used_bytes", float64(*info.SizeRw)))
+	// own changes), SizeRw what it wrote: its own share of the disk. The
+	// last measurement is repeated until the next one, so that the series
+	// does not go stale downstream between two.
+	if sz, ok := c.s.sizes[info.ID]; ok {
+		c.emit("docker_filesystem", tags, "", num("total_bytes", float64(sz.rootFS)), num("used_bytes", float64(sz.rw)))
 	}
 }
 
@@ -398,18 +501,19 @@ func (c *collection) hostCPUs() (uint64, bool) {
 }
 
 // check reports whether err is nil. A failure is counted in read_errors
-// and logged once until what (a file or a lookup) succeeds again.
+// and logged once until what (a file, a lookup or a call to the daemon
+// about one container) succeeds again.
 func (s *Stats) check(what string, err error) bool {
 	if err == nil {
 		if _, ok := s.unreadable[what]; ok {
 			delete(s.unreadable, what)
-			s.log.Info("reading again", "file", what)
+			s.log.Info("reading again", "what", what)
 		}
 		return true
 	}
 	s.readErrors.Inc()
 	if _, ok := s.unreadable[what]; !ok {
-		s.log.Warn("skipping metrics from unreadable file", "file", what, "err", err)
+		s.log.Warn("skipping metrics that cannot be read", "what", what, "err", err)
 	}
 	s.unreadable[what] = s.generation
 	return false

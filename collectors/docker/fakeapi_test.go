@@ -25,7 +25,10 @@ type fakeDaemon struct {
 	containers []container.InspectResponse // listed and inspectable, in order
 	gone       []string                    // listed, then 404 on inspect
 	mode       string                      // "" answers, "500" fails, "hang" never answers
+	hang       map[string]bool             // containers whose inspect never answers
 	unsized    int                         // inspects without ?size=1
+	sized      int                         // inspects with ?size=1
+	inspects   int                         // inspects received
 }
 
 func (d *fakeDaemon) set(f func(d *fakeDaemon)) {
@@ -97,6 +100,14 @@ func (d *fakeDaemon) inspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.mu.Lock()
+	d.inspects++
+	hang := d.hang[r.PathValue("id")]
+	d.mu.Unlock()
+	if hang {
+		<-r.Context().Done()
+		return
+	}
+	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, c := range d.containers {
 		if c.ID != r.PathValue("id") {
@@ -108,6 +119,8 @@ func (d *fakeDaemon) inspect(w http.ResponseWriter, r *http.Request) {
 			base := *c.ContainerJSONBase
 			base.SizeRw, base.SizeRootFs = nil, nil
 			c.ContainerJSONBase = &base
+		} else {
+			d.sized++
 		}
 		writeJSON(w, c)
 		return

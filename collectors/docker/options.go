@@ -23,20 +23,24 @@ type Options struct {
 	// EnvMapping maps the name of a container environment variable to the
 	// tag that carries its value, e.g. {SERVICE_NAME = "service"}.
 	EnvMapping map[string]string `toml:"env_mapping"`
-	// SocketTimeout (seconds) bounds a whole collection's conversation with
-	// the daemon, together with flush_interval (the smaller one applies).
+	// SocketTimeout (seconds) bounds each call to the daemon, together
+	// with flush_interval (the smaller one applies).
 	SocketTimeout float64 `toml:"socket_timeout"`
+	// FilesystemInterval (seconds) is how often the containers' sizes are
+	// asked for: the daemon walks every writable layer to answer.
+	FilesystemInterval float64 `toml:"filesystem_interval"`
 }
 
 // DefaultOptions returns the defaults: the system socket and mount points,
-// no environment mapping and a 5 s socket timeout.
+// no environment mapping, a 5 s socket timeout and sizes every 5 minutes.
 func DefaultOptions() Options {
 	return Options{
-		SourceOptions: engine.DefaultSourceOptions(),
-		DockerSocket:  "/var/run/docker.sock",
-		CgroupPath:    "/sys/fs/cgroup",
-		ProcPath:      "/proc",
-		SocketTimeout: 5,
+		SourceOptions:      engine.DefaultSourceOptions(),
+		DockerSocket:       "/var/run/docker.sock",
+		CgroupPath:         "/sys/fs/cgroup",
+		ProcPath:           "/proc",
+		SocketTimeout:      5,
+		FilesystemInterval: 300,
 	}
 }
 
@@ -59,6 +63,9 @@ func (o *Options) Validate() error {
 		}
 	}
 	if err := engine.CheckSeconds("socket_timeout", o.SocketTimeout, 0); err != nil {
+		return err
+	}
+	if err := engine.CheckSeconds("filesystem_interval", o.FilesystemInterval, 0); err != nil {
 		return err
 	}
 	for env, tag := range o.EnvMapping {
