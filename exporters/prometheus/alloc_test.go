@@ -28,7 +28,7 @@ func TestEncodersDoNotAllocate(t *testing.T) {
 }
 
 func TestIngestOfKnownSeriesDoesNotAllocate(t *testing.T) {
-	s := newStore(engine.NewStats())
+	s := newStore(engine.NewStats(), storeLimits{})
 	b := benchBatch(100)
 	s.ingest(b, 1, true)
 	now := int64(1)

@@ -3,8 +3,9 @@
 // received in the Prometheus text exposition format 0.0.4.
 //
 // Lines are rendered once, when a batch arrives, and kept per series in a
-// per-family table; a scrape only concatenates the stored bytes, so its
-// cost is a copy of the page. Every name and label is sanitised and every
+// per-family table; the page is concatenated from them once per change of
+// the table and shared, with its gzip form, by every scrape until the next
+// change, so a scrape costs a write of bytes already made. Every name and label is sanitised and every
 // label value escaped on the way in, so the page always parses: a bad
 // bucket or tag can change how a series is spelled, never break the
 // scrape. Series not refreshed for values_timeout seconds are evicted.

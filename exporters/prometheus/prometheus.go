@@ -1,7 +1,6 @@
 package prometheus
 
 import (
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bucky3/bucky3/engine"
@@ -35,11 +35,33 @@ type Options struct {
 	// AddTimestamps writes each metric's own timestamp (if it has one)
 	// after the sample value; off, Prometheus stamps samples at scrape time.
 	AddTimestamps bool `toml:"add_timestamps"`
+	// MaxSeries caps the series held; new series beyond it are dropped
+	// (metrics_dropped_max_series) until eviction makes room.
+	MaxSeries int `toml:"max_series"`
+	// MaxConnections caps the connections open at once; one beyond it is
+	// closed as soon as it is accepted (connections_refused).
+	MaxConnections int `toml:"max_connections"`
+	// ReadTimeout bounds, in seconds, the reading of a request.
+	ReadTimeout float64 `toml:"read_timeout"`
+	// WriteTimeout bounds, in seconds, the writing of a response.
+	WriteTimeout float64 `toml:"write_timeout"`
+	// IdleTimeout is how long, in seconds, a kept-alive connection may
+	// wait for its next request.
+	IdleTimeout float64 `toml:"idle_timeout"`
+	// DrainTimeout is how long, in seconds, scrapes in flight at shutdown
+	// may take before their connections are closed. Keep it below the
+	// global shutdown_timeout.
+	DrainTimeout float64 `toml:"drain_timeout"`
 }
+
+// maxHeaderBytes bounds a request's header: a scrape sends a few hundred
+// bytes, so 64 KiB leaves room for proxies and still keeps a hostile
+// client from making the server buffer a megabyte (Go's default).
+const maxHeaderBytes = 64 << 10
 
 // DefaultOptions returns the documented defaults: 0.0.0.0:9103/metrics,
 // uncompressed, eviction checked every 5 s after 60 s of silence, with
-// timestamps.
+// timestamps, at most a million series and 64 connections.
 func DefaultOptions() Options {
 	o := Options{
 		DestinationOptions: engine.DefaultDestinationOptions(),
@@ -47,6 +69,12 @@ func DefaultOptions() Options {
 		HTTPPath:           "metrics",
 		ValuesTimeout:      60,
 		AddTimestamps:      true,
+		MaxSeries:          1_000_000,
+		MaxConnections:     64,
+		ReadTimeout:        10,
+		WriteTimeout:       30,
+		IdleTimeout:        60,
+		DrainTimeout:       1,
 	}
 	o.FlushInterval = 5
 	return o
@@ -66,6 +94,20 @@ func (o *Options) Validate() error {
 	if o.ValuesTimeout <= 0 {
 		return fmt.Errorf("values_timeout: must be above 0, got %v", o.ValuesTimeout)
 	}
+	if o.MaxSeries < 1 {
+		return fmt.Errorf("max_series: must be at least 1, got %d", o.MaxSeries)
+	}
+	if o.MaxConnections < 1 {
+		return fmt.Errorf("max_connections: must be at least 1, got %d", o.MaxConnections)
+	}
+	for _, t := range []struct {
+		name string
+		v    float64
+	}{{"read_timeout", o.ReadTimeout}, {"write_timeout", o.WriteTimeout}, {"idle_timeout", o.IdleTimeout}, {"drain_timeout", o.DrainTimeout}} {
+		if err := engine.CheckSeconds(t.name, t.v, 0); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -79,11 +121,20 @@ type Exporter struct {
 	start time.Time
 	store *store
 
-	requests *engine.Counter
-	// pages and gzips recycle the scrape buffers: a page of a million
-	// samples is tens of megabytes, not worth reallocating per scrape.
-	pages sync.Pool
-	gzips sync.Pool
+	requests   *engine.Counter
+	rendered   *engine.Counter
+	compressed *engine.Counter
+	conns      *engine.Gauge
+	refused    *engine.Counter
+	beat       *engine.Beat
+	// agentReady tells the agent the exporter serves; only the first call
+	// counts.
+	agentReady func()
+
+	// page is the latest rendering; renderMu makes concurrent scrapes of
+	// a changed store wait for one render instead of each doing their own.
+	page     atomic.Pointer[page]
+	renderMu sync.Mutex
 
 	mu        sync.Mutex
 	addr      net.Addr
@@ -95,13 +146,19 @@ type Exporter struct {
 // Log and Stats must be set. It does no I/O.
 func New(m engine.Module, o Options) (*Exporter, error) {
 	return &Exporter{
-		log:      m.Log,
-		opts:     o,
-		path:     "/" + strings.TrimPrefix(o.HTTPPath, "/"),
-		start:    time.Now(),
-		store:    newStore(m.Stats),
-		requests: m.Stats.Counter("http_requests"),
-		ready:    make(chan struct{}),
+		log:        m.Log,
+		opts:       o,
+		path:       "/" + strings.TrimPrefix(o.HTTPPath, "/"),
+		start:      time.Now(),
+		store:      newStore(m.Stats, storeLimits{maxSeries: o.MaxSeries, memory: m.Memory}),
+		requests:   m.Stats.Counter("http_requests"),
+		rendered:   m.Stats.Counter("pages_rendered"),
+		compressed: m.Stats.Counter("pages_compressed"),
+		conns:      m.Stats.Gauge("connections"),
+		refused:    m.Stats.Counter("connections_refused"),
+		beat:       m.Beat("store"),
+		agentReady: m.AwaitReady(),
+		ready:      make(chan struct{}),
 	}, nil
 }
 
@@ -131,13 +188,19 @@ func (e *Exporter) Run(ctx context.Context, in <-chan *engine.Batch) error {
 	e.addr = ln.Addr()
 	e.mu.Unlock()
 	e.readyOnce.Do(func() { close(e.ready) })
+	e.agentReady()
 	e.log.Info("serving", "address", ln.Addr().String(), "path", e.path)
 
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(e.serveHTTP),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: engine.Seconds(e.opts.ReadTimeout),
+		ReadTimeout:       engine.Seconds(e.opts.ReadTimeout),
+		WriteTimeout:      engine.Seconds(e.opts.WriteTimeout),
+		IdleTimeout:       engine.Seconds(e.opts.IdleTimeout),
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelDebug),
 	}
+	ln = &limitListener{Listener: ln, max: int64(e.opts.MaxConnections), open: e.conns, refused: e.refused}
 	// served is closed when Serve returns; serveErr is then its error.
 	var serveErr error
 	served := make(chan struct{})
@@ -153,13 +216,13 @@ func (e *Exporter) Run(ctx context.Context, in <-chan *engine.Batch) error {
 		select {
 		case b, ok := <-in:
 			if !ok {
-				if err := srv.Shutdown(ctx); err != nil {
-					srv.Close()
-				}
+				e.drain(ctx, srv)
 				<-served
 				return nil
 			}
+			e.beat.Begin()
 			e.store.ingest(b, e.now(), e.opts.AddTimestamps)
+			e.beat.End()
 		case <-tick.C:
 			e.store.evict(e.now() - int64(timeout))
 		case <-served:
@@ -172,6 +235,18 @@ func (e *Exporter) Run(ctx context.Context, in <-chan *engine.Batch) error {
 			<-served
 			return ctx.Err()
 		}
+	}
+}
+
+// drain shuts srv down, letting scrapes in flight finish for up to
+// drain_timeout, then closes the connections still open: a client that
+// stops reading a large page cannot hold the agent's shutdown.
+func (e *Exporter) drain(ctx context.Context, srv *http.Server) {
+	ctx, cancel := context.WithTimeout(ctx, engine.Seconds(e.opts.DrainTimeout))
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		e.log.Debug("closing connections still busy at shutdown", "err", err)
+		_ = srv.Close() // its error is the listener's, already closed
 	}
 }
 
@@ -192,33 +267,51 @@ func (e *Exporter) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", contentType)
-
-	bp, _ := e.pages.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	page := e.store.appendPage((*bp)[:0])
-	// Write errors mean the client went away; there is nobody to tell.
 	if e.opts.Compression == "gzip" {
 		h.Add("Vary", "Accept-Encoding")
 	}
+	p := e.currentPage()
+	// Write errors mean the client went away; there is nobody to tell.
 	if e.opts.Compression == "gzip" && acceptsGzip(r.Header.Values("Accept-Encoding")) {
+		p.gzOnce.Do(func() {
+			p.gz = compress(p.text)
+			e.compressed.Inc()
+		})
+		tail := p.gz.appendFinish(nil, nil)
 		h.Set("Content-Encoding", "gzip")
-		zw, _ := e.gzips.Get().(*gzip.Writer)
-		if zw == nil {
-			zw, _ = gzip.NewWriterLevel(w, gzip.BestSpeed)
-		} else {
-			zw.Reset(w)
-		}
-		_, _ = zw.Write(page)
-		zw.Close()
-		e.gzips.Put(zw)
-	} else {
-		h.Set("Content-Length", strconv.Itoa(len(page)))
-		_, _ = w.Write(page)
+		h.Set("Content-Length", strconv.Itoa(len(p.gz.bytes)+len(tail)))
+		_, _ = w.Write(p.gz.bytes)
+		_, _ = w.Write(tail)
+		return
 	}
-	*bp = page
-	e.pages.Put(bp)
+	h.Set("Content-Length", strconv.Itoa(len(p.text)))
+	_, _ = w.Write(p.text)
+}
+
+// currentPage returns the rendering of the store as it is now, rendering
+// it only when the store changed since the last one. Scrapes that find it
+// stale together wait for one render.
+func (e *Exporter) currentPage() *page {
+	if p := e.page.Load(); p != nil && p.version == e.store.version.Load() {
+		return p
+	}
+	e.renderMu.Lock()
+	defer e.renderMu.Unlock()
+	old := e.page.Load()
+	if old != nil && old.version == e.store.version.Load() {
+		return old
+	}
+	// Scrapes may still be writing the old page: render into new memory,
+	// sized like the old page to skip the regrowth.
+	var size int
+	if old != nil {
+		size = len(old.text)
+	}
+	text, version := e.store.appendPage(make([]byte, 0, size))
+	p := &page{version: version, text: text}
+	e.page.Store(p)
+	e.rendered.Inc()
+	return p
 }
 
 // acceptsGzip reports whether Accept-Encoding values list gzip (or *)

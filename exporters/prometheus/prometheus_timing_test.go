@@ -30,13 +30,13 @@ func BenchmarkIngest(b *testing.B) {
 	b.Run("new", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			s := newStore(engine.NewStats())
+			s := newStore(engine.NewStats(), storeLimits{})
 			s.ingest(batch, 1, true)
 		}
 	})
 	b.Run("known", func(b *testing.B) {
 		b.ReportAllocs()
-		s := newStore(engine.NewStats())
+		s := newStore(engine.NewStats(), storeLimits{})
 		s.ingest(batch, 1, true)
 		now := int64(1)
 		for b.Loop() {
@@ -47,15 +47,15 @@ func BenchmarkIngest(b *testing.B) {
 }
 
 func BenchmarkScrape(b *testing.B) {
-	s := newStore(engine.NewStats())
+	s := newStore(engine.NewStats(), storeLimits{})
 	// 500k metrics of two fields: a page of one million samples.
 	s.ingest(benchBatch(500_000), 1, true)
-	page := s.appendPage(nil)
+	page, _ := s.appendPage(nil)
 	b.SetBytes(int64(len(page)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		page = s.appendPage(page[:0])
+		page, _ = s.appendPage(page[:0])
 		if len(page) == 0 {
 			b.Fatal("empty page")
 		}

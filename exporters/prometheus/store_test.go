@@ -16,11 +16,14 @@ func num(name string, v float64) engine.Field {
 	return engine.Field{Name: name, Value: engine.Number(v)}
 }
 
-func page(s *store) string { return string(s.appendPage(nil)) }
+func storePage(s *store) string {
+	p, _ := s.appendPage(nil)
+	return string(p)
+}
 
 func TestStoreReplacesAndKeepsOrder(t *testing.T) {
 	stats := engine.NewStats()
-	s := newStore(stats)
+	s := newStore(stats, storeLimits{})
 	host := []engine.Tag{{Key: "host", Value: "a"}}
 	s.ingest(&engine.Batch{Metrics: []engine.Metric{
 		metric("zeta", 5, nil, num("x", 1)),
@@ -35,7 +38,7 @@ func TestStoreReplacesAndKeepsOrder(t *testing.T) {
 		"alpha{host=\"a\",value=\"a\"} 2\n" +
 		"# HELP zeta bucky3 bucket zeta\n# TYPE zeta untyped\n" +
 		"zeta{value=\"x\"} 3\n"
-	if got := page(s); got != want {
+	if got := storePage(s); got != want {
 		t.Errorf("page =\n%s\nwant\n%s", got, want)
 	}
 	if n := stats.Counter("metrics_received").Load(); n != 4 {
@@ -44,7 +47,7 @@ func TestStoreReplacesAndKeepsOrder(t *testing.T) {
 }
 
 func TestStoreMergesBucketsThatSanitiseAlike(t *testing.T) {
-	s := newStore(engine.NewStats())
+	s := newStore(engine.NewStats(), storeLimits{})
 	s.ingest(&engine.Batch{Metrics: []engine.Metric{
 		metric("a.b", 0, nil, num("x", 1)),
 		metric("a-b", 0, nil, num("x", 2)),
@@ -53,14 +56,14 @@ func TestStoreMergesBucketsThatSanitiseAlike(t *testing.T) {
 	want := "# HELP a_b bucky3 bucket a_b\n# TYPE a_b untyped\n" +
 		"a_b{value=\"x\"} 2\n" +
 		"a_b{value=\"y\"} 3\n"
-	if got := page(s); got != want {
+	if got := storePage(s); got != want {
 		t.Errorf("page =\n%s\nwant\n%s", got, want)
 	}
 }
 
 func TestStoreSkipsNonSamples(t *testing.T) {
 	stats := engine.NewStats()
-	s := newStore(stats)
+	s := newStore(stats, storeLimits{})
 	s.ingest(&engine.Batch{Metrics: []engine.Metric{metric("m", 0, nil,
 		engine.Field{Name: "s", Value: engine.String("text")},
 		engine.Field{Name: "n", Value: engine.Null()},
@@ -72,7 +75,7 @@ func TestStoreSkipsNonSamples(t *testing.T) {
 	want := "# HELP m bucky3 bucket m\n# TYPE m untyped\n" +
 		"m{value=\"t\"} 1\n" +
 		"m{value=\"f\"} 0\n"
-	if got := page(s); got != want {
+	if got := storePage(s); got != want {
 		t.Errorf("page =\n%s\nwant\n%s", got, want)
 	}
 	if n := stats.Counter("metrics_dropped").Load(); n != 2 {
@@ -81,7 +84,7 @@ func TestStoreSkipsNonSamples(t *testing.T) {
 }
 
 func TestStoreEvicts(t *testing.T) {
-	s := newStore(engine.NewStats())
+	s := newStore(engine.NewStats(), storeLimits{})
 	sec := int64(time.Second)
 	s.ingest(&engine.Batch{Metrics: []engine.Metric{
 		metric("old", 0, nil, num("x", 1)),
@@ -94,7 +97,7 @@ func TestStoreEvicts(t *testing.T) {
 	s.evict(5 * sec)
 	want := "# HELP mixed bucky3 bucket mixed\n# TYPE mixed untyped\n" +
 		"mixed{value=\"b\"} 20\n"
-	if got := page(s); got != want {
+	if got := storePage(s); got != want {
 		t.Errorf("after evict, page =\n%s\nwant\n%s", got, want)
 	}
 
@@ -109,12 +112,12 @@ func TestStoreEvicts(t *testing.T) {
 		"mixed{value=\"a\"} 100\n" +
 		"# HELP old bucky3 bucket old\n# TYPE old untyped\n" +
 		"old{value=\"x\"} 300\n"
-	if got := page(s); got != want {
+	if got := storePage(s); got != want {
 		t.Errorf("after refill, page =\n%s\nwant\n%s", got, want)
 	}
 
 	s.evict(20 * sec)
-	if got := page(s); got != "" {
+	if got := storePage(s); got != "" {
 		t.Errorf("after evicting everything, page = %q", got)
 	}
 }
