@@ -3,7 +3,10 @@ package udpsource
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
+	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/bucky3/bucky3/engine"
@@ -16,7 +19,24 @@ type Counters struct {
 	Dropped  *engine.Counter // packets_dropped: too large or corrupt
 	TooLarge *engine.Counter // packets_dropped_too_large
 	Corrupt  *engine.Counter // packets_dropped_corrupt
+	Panic    *engine.Counter // packets_dropped_panic: the handler panicked on it
 	Kernel   *engine.Counter // packets_dropped_kernel: the socket buffer overflowed
+	// Panics counts every panic recovered in the module's loops: a
+	// handler's (one datagram lost), a flush's, a publish's.
+	Panics *engine.Counter // panics
+}
+
+// ValidateOptions checks o: io/udp's checks, then batch_wait by the rule
+// of every time option (engine.CheckSeconds) unless it is 0, which turns
+// the pause off.
+func ValidateOptions(o *udp.ServerOptions) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if o.BatchWait != 0 {
+		return engine.CheckSeconds("batch_wait", o.BatchWait, 0)
+	}
+	return nil
 }
 
 // Source is the listening part of one UDP source module. Its methods are
@@ -27,10 +47,21 @@ type Source struct {
 	o    udp.ServerOptions
 	addr chan string
 	c    Counters
+	// ready tells the agent the sockets are bound; flush is the flush
+	// loop's liveness.
+	ready func()
+	flush *engine.Beat
+
+	mu        sync.Mutex // guards the panic log's rate limit
+	lastLog   time.Time
+	unlogged  int
+	logPeriod time.Duration
 }
 
 // New returns the Source of module m with socket options o. It registers
-// the packet counters and does no I/O.
+// the packet counters, the flush loop's liveness and makes the agent's
+// readiness wait for the sockets; it does no I/O. Call it once per module
+// (in its constructor), not per Run.
 func New(m engine.Module, o udp.ServerOptions) *Source {
 	return &Source{
 		m:    m,
@@ -41,8 +72,13 @@ func New(m engine.Module, o udp.ServerOptions) *Source {
 			Dropped:  m.Stats.Counter("packets_dropped"),
 			TooLarge: m.Stats.Counter("packets_dropped_too_large"),
 			Corrupt:  m.Stats.Counter("packets_dropped_corrupt"),
+			Panic:    m.Stats.Counter("packets_dropped_panic"),
 			Kernel:   m.Stats.Counter("packets_dropped_kernel"),
+			Panics:   m.Stats.Counter("panics"),
 		},
+		ready:     m.AwaitReady(),
+		flush:     m.Beat("flush"),
+		logPeriod: engine.LossWarnInterval,
 	}
 }
 
@@ -69,10 +105,12 @@ type Loop struct {
 	// between the others.
 	FirstFlush, FlushEvery time.Duration
 	// Flush emits what the module holds. Run calls it at each flush time
-	// and once more after the readers have stopped.
+	// and once more after the readers have stopped. A panic in it is
+	// recovered and counted, and the next flush comes as usual.
 	Flush func()
 	// Publish, if not nil, moves the module's own counts into its
-	// counters: every second and before each flush.
+	// counters: every second and before each flush. Panics are recovered
+	// as Flush's are.
 	Publish func()
 }
 
@@ -81,7 +119,9 @@ type Loop struct {
 // shutdown). If the listener stops on its own, Run flushes and returns
 // its error.
 func (s *Source) Run(ctx context.Context, l Loop) error {
-	ln, err := udp.Listen(s.o.Config())
+	cfg := s.o.Config()
+	cfg.Log = s.m.Log // a handler's panic is logged as the module's
+	ln, err := udp.Listen(cfg)
 	if err != nil {
 		return err
 	}
@@ -90,6 +130,7 @@ func (s *Source) Run(ctx context.Context, l Loop) error {
 			"requested", s.o.ReceiveBuffer, "effective", got)
 	}
 	s.m.Log.Info("listening", "addr", ln.Addr().String(), "readers", Readers(s.o.Readers), "receive_buffer", ln.ReceiveBuffer())
+	s.ready() // every socket is bound: Listen binds them all
 	select {
 	case s.addr <- ln.Addr().String():
 	default:
@@ -100,14 +141,32 @@ func (s *Source) Run(ctx context.Context, l Loop) error {
 	readCtx, stopReading := context.WithCancel(context.Background())
 	defer stopReading()
 	done := make(chan error, 1)
-	go func() { done <- ln.Run(readCtx, l.Handler) }()
+	go func() {
+		// ln.Run recovers its readers' panics; one of its own ends Run
+		// with an error, and the supervisor restarts the module.
+		defer func() {
+			if v := recover(); v != nil {
+				s.recovered("listener", v)
+				ln.Close()
+				done <- fmt.Errorf("listener panicked: %v", v)
+			}
+		}()
+		done <- ln.Run(readCtx, l.Handler)
+	}()
 
 	var last drops
 	publish := func() {
-		last.publish(ln, &s.c)
-		if l.Publish != nil {
-			l.Publish()
-		}
+		s.guard("publish", func() {
+			last.publish(ln, &s.c)
+			if l.Publish != nil {
+				l.Publish()
+			}
+		})
+	}
+	flush := func() {
+		s.flush.Begin()
+		defer s.flush.End()
+		s.guard("flush", l.Flush)
 	}
 	next := time.NewTimer(l.FirstFlush)
 	defer next.Stop()
@@ -119,11 +178,11 @@ func (s *Source) Run(ctx context.Context, l Loop) error {
 			stopReading()
 			err := <-done
 			publish()
-			l.Flush()
+			flush()
 			return err
 		case err := <-done:
 			publish()
-			l.Flush()
+			flush()
 			if err == nil {
 				err = errors.New("listener stopped")
 			}
@@ -132,10 +191,40 @@ func (s *Source) Run(ctx context.Context, l Loop) error {
 			publish()
 		case <-next.C:
 			publish()
-			l.Flush()
+			flush()
 			next.Reset(l.FlushEvery)
 		}
 	}
+}
+
+// guard runs f and recovers its panic, counted and logged (see
+// recovered), so that the loop calling it goes on.
+func (s *Source) guard(where string, f func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.recovered(where, v)
+		}
+	}()
+	f()
+}
+
+// recovered counts a recovered panic and logs it with its stack, at most
+// once per logPeriod: a panic that repeats every flush must not flood the
+// log. The count says how many went unlogged since.
+func (s *Source) recovered(where string, v any) {
+	s.c.Panics.Inc()
+	s.mu.Lock()
+	now := time.Now()
+	if !s.lastLog.IsZero() && now.Sub(s.lastLog) < s.logPeriod {
+		s.unlogged++
+		s.mu.Unlock()
+		return
+	}
+	unlogged := s.unlogged
+	s.lastLog, s.unlogged = now, 0
+	s.mu.Unlock()
+	s.m.Log.Error("panic recovered, going on", "in", where, "panic", fmt.Sprint(v),
+		"unlogged_before", unlogged, "stack", string(debug.Stack()))
 }
 
 // Readers returns the number of readers of the readers option: n, or one
@@ -150,17 +239,22 @@ func Readers(n int) int {
 // drops are the listener's counts already published: they are added as
 // deltas, so the report stays cumulative across restarts of the module.
 type drops struct {
-	kernel, truncated uint64
+	kernel, truncated, panics uint64
 }
 
 func (d *drops) publish(ln *udp.Listener, c *Counters) {
-	kernel, truncated := ln.Dropped(), ln.Truncated()
+	kernel, truncated, panics := ln.Dropped(), ln.Truncated(), ln.Panics()
 	c.Kernel.Add(kernel - d.kernel)
 	if n := truncated - d.truncated; n > 0 {
 		c.TooLarge.Add(n)
 		c.Dropped.Add(n)
 	}
-	d.kernel, d.truncated = kernel, truncated
+	if n := panics - d.panics; n > 0 {
+		c.Panic.Add(n)
+		c.Dropped.Add(n)
+		c.Panics.Add(n)
+	}
+	d.kernel, d.truncated, d.panics = kernel, truncated, panics
 }
 
 // Decoder counts the datagrams of one reader and inflates them when

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"compress/zlib"
 	"context"
+	"io"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -142,5 +146,231 @@ func TestSource_Run(t *testing.T) {
 func TestReaders(t *testing.T) {
 	if udpsource.Readers(3) != 3 || udpsource.Readers(0) < 1 {
 		t.Fatalf("Readers(3) = %d, Readers(0) = %d", udpsource.Readers(3), udpsource.Readers(0))
+	}
+}
+
+// runSource runs src with l until the test ends, and returns the address
+// and a function that stops it and returns Run's error.
+func runSource(t *testing.T, src *udpsource.Source, l udpsource.Loop) (net.Conn, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, l) }()
+	addrCtx, cancelAddr := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelAddr()
+	addr, err := src.Addr(addrCtx)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() error {
+		stopped = true
+		cancel()
+		conn.Close()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return after cancel")
+			return nil
+		}
+	}
+	t.Cleanup(func() {
+		if !stopped {
+			_ = stop()
+		}
+	})
+	return conn, stop
+}
+
+// A flush that panics once is counted and logged, and the next flushes
+// work; so do publishes and handlers (the datagram in flight is lost).
+func TestSource_Panics(t *testing.T) {
+	o := udp.DefaultServerOptions("127.0.0.1:0", false)
+	o.Readers = 1
+	var logs syncBuffer
+	stats := engine.NewStats()
+	src := udpsource.New(engine.Module{Name: "t", Log: slog.New(slog.NewTextHandler(&logs, nil)), Stats: stats}, o)
+	var flushes, publishes, handled atomic.Int64
+	flushed := make(chan int64, 64)
+	conn, stop := runSource(t, src, udpsource.Loop{
+		Handler: func(int) func([]byte) {
+			return func(packet []byte) {
+				if string(packet) == "panic" {
+					panic("handler")
+				}
+				handled.Add(1)
+			}
+		},
+		FirstFlush: time.Millisecond,
+		FlushEvery: time.Millisecond,
+		Flush: func() {
+			n := flushes.Add(1)
+			if n == 1 {
+				panic("first flush")
+			}
+			flushed <- n
+		},
+		Publish: func() {
+			if publishes.Add(1) == 1 {
+				panic("first publish")
+			}
+		},
+	})
+	for _, want := range []int64{2, 3} {
+		select {
+		case got := <-flushed:
+			if got != want {
+				t.Fatalf("flush %d completed, want %d", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("flush %d did not come after a panicking flush", want)
+		}
+	}
+	for _, d := range []string{"a", "panic", "b"} {
+		if _, err := conn.Write([]byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for handled.Load() < 2 || stats.Counter("packets_dropped_panic").Load() < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("handled %d, packets_dropped_panic %d", handled.Load(), stats.Counter("packets_dropped_panic").Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v after cancel", err)
+	}
+	for name, want := range map[string]uint64{"panics": 3, "packets_dropped_panic": 1, "packets_dropped": 1} {
+		if got := stats.Counter(name).Load(); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+	// The flush and publish panics come within a minute: one log line.
+	if n := strings.Count(logs.String(), "panic recovered"); n != 1 || !strings.Contains(logs.String(), "first flush") && !strings.Contains(logs.String(), "first publish") {
+		t.Errorf("want one rate-limited log line of the first panic, got %d:\n%s", n, logs.String())
+	}
+}
+
+// syncBuffer is a log destination the test reads while Run writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testOptions make a minimal UDP source module type for an agent.
+type testOptions struct {
+	engine.SourceOptions
+	udp.ServerOptions
+}
+
+func (o *testOptions) Validate() error { return udpsource.ValidateOptions(&o.ServerOptions) }
+
+type testSource struct {
+	src   *udpsource.Source
+	flush func()
+}
+
+func (s *testSource) Run(ctx context.Context, _ engine.Emitter) error {
+	return s.src.Run(ctx, udpsource.Loop{
+		Handler:    func(int) func([]byte) { return func([]byte) {} },
+		FirstFlush: time.Millisecond,
+		FlushEvery: time.Millisecond,
+		Flush:      s.flush,
+	})
+}
+
+// startAgent runs an agent of one test_udp source listening on localHost,
+// whose flushes call flush.
+func startAgent(t *testing.T, localHost string, flush func()) *engine.Agent {
+	t.Helper()
+	types := []engine.Type{engine.SourceType("test_udp",
+		func() testOptions {
+			return testOptions{SourceOptions: engine.DefaultSourceOptions(), ServerOptions: udp.DefaultServerOptions(localHost, false)}
+		},
+		func(m engine.Module, o testOptions) (*testSource, error) {
+			return &testSource{src: udpsource.New(m, o.ServerOptions), flush: flush}, nil
+		})}
+	cfg, err := engine.Parse([]byte("[src]\nmodule_type = \"test_udp\"\nreaders = 1\n"), types, func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := engine.NewAgent(cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = a.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return a
+}
+
+// The agent is ready once the sockets are bound, never while they cannot
+// be; a flush that does not return is reported stuck.
+func TestSource_ReadyAndStuck(t *testing.T) {
+	// 192.0.2.1 (TEST-NET-1) is no address of this host: bind fails.
+	unbound := startAgent(t, "192.0.2.1:0", func() {})
+	select {
+	case <-unbound.Ready():
+		t.Fatal("ready although the socket could not be bound")
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	var once sync.Once
+	a := startAgent(t, "127.0.0.1:0", func() {
+		once.Do(func() {
+			entered <- struct{}{}
+			<-release
+		})
+	})
+	select {
+	case <-a.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready after binding")
+	}
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no flush")
+	}
+	a.Stuck() // the period in which the flush began
+	if got := a.Stuck(); !slices.Equal(got, []string{"src/flush"}) {
+		t.Fatalf("Stuck() = %v with a flush that does not return, want [src/flush]", got)
+	}
+	close(release)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(a.Stuck()) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("still stuck after the flush returned")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
