@@ -126,13 +126,13 @@ func isSpace(c byte) bool {
 }
 
 // timestampMs converts a timestamp in seconds, or in milliseconds when above
-// 2^31, to milliseconds, and checks it is within windowSec of nowMs.
-func timestampMs(v float64, nowMs, windowSec int64) (int64, error) {
+// 2^31, to milliseconds, and checks it is within windowMs of nowMs.
+func timestampMs(v float64, nowMs int64, windowMs float64) (int64, error) {
 	ms := v
 	if v <= 1<<31 {
 		ms = v * 1000
 	}
-	if math.Abs(ms-float64(nowMs)) > float64(windowSec)*1000 {
+	if math.Abs(ms-float64(nowMs)) > windowMs {
 		return 0, ErrTimestampOutOfWindow
 	}
 	return int64(ms), nil

@@ -11,7 +11,12 @@ import (
 func FuzzStatsD(f *testing.F) {
 	f.Add([]byte("gorm:1.5|c\ngurm:1|c|@0.1"), false)
 	f.Add([]byte(`foo:1|ms|#a:1,b=x\,y|T1700000000|c:abc|card:high`), true)
-	p := StatsD{MaxTags: 8}
+	// Around the limits of p below.
+	f.Add([]byte("abcdefghijklmnop:1|c\nabcdefghijklmnopq:1|c\na.b.c.d.e.f.g.h.i:1|c"), true)
+	f.Add([]byte(`t:1:2:3:4|ms`+"\n"+`t:1:2:3:4:5|ms`+"\n"+`g:+1:+2:+3:+4:+5|g`), false)
+	f.Add([]byte(`x:1|c|#k=abcdefghijklmnopqrstuv,l=abcdefghijklmnopqrstuvw`+"\n"+`x:1|c|#k=\,\,\,\,\,\,\,\,\,\,\,\,`), false)
+	f.Add([]byte(`x:1|c|c:0123456789ab`+"\n"+`x:1|c|c:0123456789abc`), false)
+	p := StatsD{MaxTags: 8, MaxNameLength: 16, MaxTagLength: 24, MaxValuesPerLine: 4}
 	q := StatsD{MaxTags: 10} // room for container_id and timestamp
 	var buf, line []byte
 	f.Fuzz(func(t *testing.T, packet []byte, sanitize bool) {
@@ -23,6 +28,7 @@ func FuzzStatsD(f *testing.F) {
 		}
 		for _, s := range samples {
 			checkSample(t, s, p.MaxTags+1)
+			checkLimits(t, &p, s)
 			// encode→parse round trip, strict mode: accepted names are valid.
 			line = appendLine(line[:0], s)
 			var again Sample
@@ -143,6 +149,20 @@ func checkSample(t *testing.T, s Sample, maxTags int) {
 	}
 }
 
+// checkLimits fails unless s is within p's length limits. They count
+// bytes as sent, which sanitizing and unescaping only shorten.
+func checkLimits(t *testing.T, p *StatsD, s Sample) {
+	t.Helper()
+	if len(s.Name) > p.MaxNameLength || len(s.Values) > p.MaxValuesPerLine {
+		t.Fatalf("%q: name of %d bytes, %d values", s.Name, len(s.Name), len(s.Values))
+	}
+	for _, tag := range s.Tags {
+		if len(tag.Key)+len(tag.Value) > p.MaxTagLength {
+			t.Fatalf("%q: tag %q=%q longer than %d", s.Name, tag.Key, tag.Value, p.MaxTagLength)
+		}
+	}
+}
+
 // checkTags fails unless tags are sorted by key with unique keys.
 func checkTags(t *testing.T, tags []Tag) {
 	t.Helper()
@@ -186,14 +206,16 @@ func FuzzCanonicalTags(f *testing.F) {
 
 func FuzzJSON(f *testing.F) {
 	f.Add([]byte(`{"a":1,"b":"x","c":true,"d":false,"e":null,"timestamp":1700000000}`))
-	var j JSON
+	f.Add([]byte(`{"abcd":1,"b":2,"c":3,"d":4}` + "\n" + `{"a":1,"b":2,"c":3,"d":4,"e":5}` + "\n" + `{"a":1,"a":2,"a":3,"a":4,"a":5}`))
+	f.Add([]byte(`{"abcde":1}` + "\n" + `{"\u00e9\u00e9":1,"timestamp":1700000000}`))
+	j := JSON{MaxFields: 4, MaxKeyLength: 4}
 	f.Fuzz(func(t *testing.T, packet []byte) {
 		objects := j.Parse(packet, now)
 		if got := uint32(len(objects)) + rejected(j.Rejected); got != j.Lines {
 			t.Fatalf("%d lines, but %d objects + %v rejected", j.Lines, len(objects), j.Rejected)
 		}
 		for _, o := range objects {
-			if len(o.Fields) == 0 || cap(o.Fields) != len(o.Fields) {
+			if len(o.Fields) == 0 || len(o.Fields) > j.MaxFields || cap(o.Fields) != len(o.Fields) {
 				t.Fatalf("%d fields, cap %d", len(o.Fields), cap(o.Fields))
 			}
 			if o.Timestamp != 0 && (o.Timestamp < now-600_000 || o.Timestamp > now+600_000) {
@@ -203,7 +225,7 @@ func FuzzJSON(f *testing.F) {
 				if i > 0 && bytes.Compare(o.Fields[i-1].Key, fl.Key) >= 0 {
 					t.Fatalf("fields not sorted and unique: %q before %q", o.Fields[i-1].Key, fl.Key)
 				}
-				if string(fl.Key) == "timestamp" || !utf8.Valid(fl.Key) || !utf8.Valid(fl.Str) {
+				if string(fl.Key) == "timestamp" || len(fl.Key) > j.MaxKeyLength || !utf8.Valid(fl.Key) || !utf8.Valid(fl.Str) {
 					t.Fatalf("bad field %q=%q", fl.Key, fl.Str)
 				}
 				if fl.Kind > KindBool || fl.Kind == KindNumber && (math.IsNaN(fl.Num) || math.IsInf(fl.Num, 0)) {

@@ -48,7 +48,13 @@ type Object struct {
 type JSON struct {
 	// TimestampWindow is how far, in seconds, an object's timestamp may be
 	// from now; 0 means 600.
-	TimestampWindow int64
+	TimestampWindow float64
+	// MaxFields is the most fields an object may hold, the timestamp key
+	// and repeated keys aside; 0 means 256.
+	MaxFields int
+	// MaxKeyLength is the longest key accepted, in bytes unescaped; 0
+	// means 256.
+	MaxKeyLength int
 
 	// Counters of the last Parse, reset by each Parse and Reset.
 	Lines    uint32             // non-empty lines
@@ -102,8 +108,15 @@ func (j *JSON) parseLine(line []byte, nowMs int64) (Object, error) {
 	obj, _ := v.Object()
 	var o Object
 	start := len(j.fields)
+	maxFields, maxKey := j.maxFields(), j.maxKeyLength()
 	obj.Visit(func(key []byte, v *fastjson.Value) {
 		if err != nil {
+			return
+		}
+		// fastjson has parsed the whole line already; the limits bound
+		// what an object keeps (and costs downstream), not the parse.
+		if len(key) > maxKey && string(key) != "timestamp" {
+			err = ErrKeyTooLong
 			return
 		}
 		if !utf8.Valid(key) {
@@ -140,7 +153,11 @@ func (j *JSON) parseLine(line []byte, nowMs int64) (Object, error) {
 				err = ErrBadTimestamp
 				return
 			}
-			o.Timestamp, err = timestampMs(f.Num, nowMs, j.window())
+			o.Timestamp, err = timestampMs(f.Num, nowMs, j.windowMs())
+			return
+		}
+		if len(j.fields)-start == maxFields {
+			err = ErrTooManyFields
 			return
 		}
 		f.Key = j.keep(key)
@@ -178,9 +195,24 @@ func (j *JSON) keep(b []byte) []byte {
 	return j.buf[off:len(j.buf):len(j.buf)]
 }
 
-func (j *JSON) window() int64 {
-	if j.TimestampWindow <= 0 {
-		return 600
+// windowMs returns TimestampWindow in milliseconds, fractions kept.
+func (j *JSON) windowMs() float64 {
+	if !(j.TimestampWindow > 0) {
+		return 600_000
 	}
-	return j.TimestampWindow
+	return j.TimestampWindow * 1000
+}
+
+func (j *JSON) maxFields() int {
+	if j.MaxFields <= 0 {
+		return 256
+	}
+	return j.MaxFields
+}
+
+func (j *JSON) maxKeyLength() int {
+	if j.MaxKeyLength <= 0 {
+		return 256
+	}
+	return j.MaxKeyLength
 }

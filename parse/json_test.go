@@ -96,6 +96,9 @@ func TestJSON_Failure(t *testing.T) {
 	f(`{"a":1,"timestamp":1700000601}`, ReasonTimestampOutOfWindow)
 	f("{\"a\":\"\xff\"}", ReasonBadUTF8)
 	f("{\"\xff\":1}", ReasonBadUTF8)
+	f(`{"`+strings.Repeat("k", 257)+`":1}`, ReasonKeyTooLong)
+	f(manyFields(257), ReasonTooManyFields)
+	f(manyFields(10_000), ReasonTooManyFields)
 
 	// JSONReasons lists exactly the reasons seen above.
 	for _, r := range JSONReasons() {
@@ -107,6 +110,48 @@ func TestJSON_Failure(t *testing.T) {
 	for r := range seen {
 		t.Errorf("JSONReasons misses %s", r)
 	}
+}
+
+// manyFields returns an object of n distinct numeric fields.
+func manyFields(n int) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"f` + strconv.Itoa(i) + `":1`)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// The limits are inclusive; the timestamp key is not a field, repeated
+// keys are each a field as sent.
+func TestJSON_Limits(t *testing.T) {
+	f := func(j *JSON, line string, ok bool, reason Reason) {
+		t.Helper()
+		for range 2 {
+			objects := j.Parse([]byte(line), now)
+			if got := len(objects) == 1; got != ok || !ok && j.Rejected[reason] != 1 {
+				t.Fatalf("Parse(%.40q…) accepted=%v, want %v (%v)", line, got, ok, j.Rejected)
+			}
+		}
+	}
+	def := &JSON{}
+	f(def, manyFields(256), true, 0)
+	f(def, manyFields(257), false, ReasonTooManyFields)
+	f(def, `{"`+strings.Repeat("k", 256)+`":1}`, true, 0)
+	few := &JSON{MaxFields: 2, MaxKeyLength: 3}
+	f(few, `{"a":1,"b":2,"timestamp":1700000000}`, true, 0)
+	f(few, `{"a":1,"b":2,"c":3}`, false, ReasonTooManyFields)
+	f(few, `{"a":1,"a":2,"a":3}`, false, ReasonTooManyFields)
+	f(few, `{"abc":1}`, true, 0)
+	f(few, `{"abcd":1}`, false, ReasonKeyTooLong)
+	f(few, `{"aé":1}`, true, 0) // 3 bytes unescaped
+	half := &JSON{TimestampWindow: 0.5}
+	f(half, `{"a":1,"timestamp":1700000000499}`, true, 0)
+	f(half, `{"a":1,"timestamp":1700000000501}`, false, ReasonTimestampOutOfWindow)
 }
 
 func TestJSON_Window(t *testing.T) {

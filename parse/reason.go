@@ -23,6 +23,11 @@ const (
 	ReasonNotObject                          // JSON value is not an object
 	ReasonNested                             // object holds an object or array
 	ReasonEmpty                              // object holds no field besides timestamp
+	ReasonNameTooLong                        // name longer than MaxNameLength
+	ReasonTagTooLong                         // tag key and value longer than MaxTagLength
+	ReasonTooManyValues                      // more packed values than MaxValuesPerLine
+	ReasonTooManyFields                      // more fields than MaxFields
+	ReasonKeyTooLong                         // JSON key longer than MaxKeyLength
 	NumReasons                               // number of reasons, for arrays indexed by Reason
 )
 
@@ -30,14 +35,15 @@ const (
 // order: the lines_invalid_<reason> counters of a StatsD source.
 func StatsDReasons() []Reason {
 	return []Reason{ReasonBadLine, ReasonBadName, ReasonBadValue, ReasonBadType, ReasonBadRate, ReasonBadTag,
-		ReasonTooManyTags, ReasonBadBucket, ReasonBadTimestamp, ReasonTimestampOutOfWindow, ReasonBadUTF8}
+		ReasonTooManyTags, ReasonBadBucket, ReasonBadTimestamp, ReasonTimestampOutOfWindow, ReasonBadUTF8,
+		ReasonNameTooLong, ReasonTagTooLong, ReasonTooManyValues}
 }
 
 // JSONReasons returns the reasons JSON rejects lines for, in Reason order:
 // the lines_invalid_<reason> counters of a JSON source.
 func JSONReasons() []Reason {
 	return []Reason{ReasonBadValue, ReasonBadTimestamp, ReasonTimestampOutOfWindow, ReasonBadUTF8,
-		ReasonBadJSON, ReasonNotObject, ReasonNested, ReasonEmpty}
+		ReasonBadJSON, ReasonNotObject, ReasonNested, ReasonEmpty, ReasonTooManyFields, ReasonKeyTooLong}
 }
 
 // The sentinel errors of the parsers, one per Reason.
@@ -57,8 +63,23 @@ var (
 	ErrNotObject            = errors.New("parse: json value is not an object")
 	ErrNested               = errors.New("parse: nested json value")
 	ErrEmpty                = errors.New("parse: empty json object")
-	errReasons              = [NumReasons]error{ErrBadLine, ErrBadName, ErrBadValue, ErrBadType, ErrBadRate, ErrBadTag, ErrTooManyTags, ErrBadBucket, ErrBadTimestamp, ErrTimestampOutOfWindow, ErrBadUTF8, ErrBadJSON, ErrNotObject, ErrNested, ErrEmpty}
-	reasonNames             = [NumReasons]string{"bad_line", "bad_name", "bad_value", "bad_type", "bad_rate", "bad_tag", "too_many_tags", "bad_bucket", "bad_timestamp", "timestamp_out_of_window", "bad_utf8", "bad_json", "not_object", "nested", "empty"}
+	ErrNameTooLong          = errors.New("parse: name too long")
+	ErrTagTooLong           = errors.New("parse: tag too long")
+	ErrTooManyValues        = errors.New("parse: too many values")
+	ErrTooManyFields        = errors.New("parse: too many json fields")
+	ErrKeyTooLong           = errors.New("parse: json key too long")
+)
+
+// errReasons and reasonNames are indexed by Reason.
+var (
+	errReasons = [NumReasons]error{
+		ErrBadLine, ErrBadName, ErrBadValue, ErrBadType, ErrBadRate, ErrBadTag, ErrTooManyTags, ErrBadBucket,
+		ErrBadTimestamp, ErrTimestampOutOfWindow, ErrBadUTF8, ErrBadJSON, ErrNotObject, ErrNested, ErrEmpty,
+		ErrNameTooLong, ErrTagTooLong, ErrTooManyValues, ErrTooManyFields, ErrKeyTooLong}
+	reasonNames = [NumReasons]string{
+		"bad_line", "bad_name", "bad_value", "bad_type", "bad_rate", "bad_tag", "too_many_tags", "bad_bucket",
+		"bad_timestamp", "timestamp_out_of_window", "bad_utf8", "bad_json", "not_object", "nested", "empty",
+		"name_too_long", "tag_too_long", "too_many_values", "too_many_fields", "key_too_long"}
 )
 
 // ErrSkipped is returned by StatsD.ParseLine for DogStatsD events and

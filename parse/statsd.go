@@ -23,9 +23,19 @@ type StatsD struct {
 	SanitizeNames bool
 	// MaxTags is the most tags a line may carry; 0 means 64.
 	MaxTags int
+	// MaxNameLength is the longest name a line may carry, in bytes as
+	// sent; 0 means 256.
+	MaxNameLength int
+	// MaxTagLength is the longest tag, key and value in bytes as sent
+	// (escapes included); 0 means 1024. The |c: field counts as the tag
+	// container_id.
+	MaxTagLength int
+	// MaxValuesPerLine is the most packed values (t:1:2:3|ms) a line may
+	// carry; 0 means 64.
+	MaxValuesPerLine int
 	// TimestampWindow is how far, in seconds, a sample's own timestamp may
 	// be from now; 0 means 600.
-	TimestampWindow int64
+	TimestampWindow float64
 
 	// Counters since the last Parse or Reset. ParseLine counts BareTags;
 	// Parse counts the others too.
@@ -109,6 +119,11 @@ func (p *StatsD) parseLine(line []byte, nowMs int64, s *Sample) error {
 			return ErrBadLine
 		}
 	}
+	// The limits are checks on lengths the scans found anyway: a line
+	// over one is dropped alone, the rest of the datagram kept.
+	if colon > p.maxNameLength() {
+		return ErrNameTooLong
+	}
 	name, err := p.checkName(line[:colon], valid, ErrBadName)
 	if err != nil {
 		return err
@@ -174,6 +189,9 @@ func (p *StatsD) parseLine(line []byte, nowMs int64, s *Sample) error {
 
 	start := len(p.tags)
 	if len(container) > 0 {
+		if len("container_id")+len(container) > p.maxTagLength() {
+			return ErrTagTooLong
+		}
 		if !utf8.Valid(container) {
 			return ErrBadUTF8
 		}
@@ -193,7 +211,7 @@ func (p *StatsD) parseLine(line []byte, nowMs int64, s *Sample) error {
 			}
 		}
 		v, _ := parseFloat(ts)
-		if s.Timestamp, err = timestampMs(v, nowMs, p.window()); err != nil {
+		if s.Timestamp, err = timestampMs(v, nowMs, p.windowMs()); err != nil {
 			return err
 		}
 	}
@@ -215,8 +233,11 @@ func (p *StatsD) parseValues(value []byte, s *Sample) error {
 		s.SetMember = value[:len(value):len(value)]
 		return nil
 	}
-	start := len(p.values)
+	start, maxValues := len(p.values), p.maxValuesPerLine()
 	for i := 0; ; i++ {
+		if i == maxValues {
+			return ErrTooManyValues
+		}
 		v := value
 		end := 0 // values are short: see parseLine on bytes.IndexByte
 		for end < len(value) && value[end] != ':' {
@@ -315,11 +336,33 @@ func (p *StatsD) maxTags() int {
 	return p.MaxTags
 }
 
-func (p *StatsD) window() int64 {
-	if p.TimestampWindow <= 0 {
-		return 600
+func (p *StatsD) maxNameLength() int {
+	if p.MaxNameLength <= 0 {
+		return 256
 	}
-	return p.TimestampWindow
+	return p.MaxNameLength
+}
+
+func (p *StatsD) maxTagLength() int {
+	if p.MaxTagLength <= 0 {
+		return 1024
+	}
+	return p.MaxTagLength
+}
+
+func (p *StatsD) maxValuesPerLine() int {
+	if p.MaxValuesPerLine <= 0 {
+		return 64
+	}
+	return p.MaxValuesPerLine
+}
+
+// windowMs returns TimestampWindow in milliseconds, fractions kept.
+func (p *StatsD) windowMs() float64 {
+	if !(p.TimestampWindow > 0) {
+		return 600_000
+	}
+	return p.TimestampWindow * 1000
 }
 
 // parseType parses the type at the start of b, which must end there or

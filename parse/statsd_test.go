@@ -289,6 +289,15 @@ func TestStatsD_Failure(t *testing.T) {
 	f("foo:1|c|#a=\\\xff", ErrBadUTF8)
 	f("foo:1|c|#\xff=1", ErrBadUTF8)
 	f("foo:1|c|c:\xff", ErrBadUTF8)
+	// The limits, at their defaults: 256-byte names, 1024-byte tags, 64
+	// packed values.
+	f(strings.Repeat("n", 257)+":1|c", ErrNameTooLong)
+	f(strings.Repeat("n", 257)+":1|c|#"+strings.Repeat("v", 2000), ErrNameTooLong)
+	f("foo:1|c|#k="+strings.Repeat("v", 1024), ErrTagTooLong)
+	f("foo:1|c|#a=1,"+strings.Repeat("k", 1021)+":abcd", ErrTagTooLong)
+	f("foo:1|c|c:"+strings.Repeat("c", 1013), ErrTagTooLong)
+	f("foo:1"+strings.Repeat(":1", 64)+"|ms", ErrTooManyValues)
+	f("foo:+1"+strings.Repeat(":+1", 64)+"|g", ErrTooManyValues)
 
 	// StatsDReasons lists exactly the reasons seen above.
 	for _, r := range StatsDReasons() {
@@ -322,11 +331,35 @@ func TestStatsD_Options(t *testing.T) {
 	f(few, "foo:1|c|#a=1,b=2,c=3", "", ErrTooManyTags)
 	f(few, "foo:1|c|#a=1,a=2,a=3", "", ErrTooManyTags)
 
+	// Limits are inclusive, count bytes as sent (escapes included) and
+	// reject the line, not the datagram.
+	limited := &StatsD{MaxNameLength: 4, MaxTagLength: 6, MaxValuesPerLine: 3}
+	f(limited, "abcd:1:2:3|ms|#k=abcde", "abcd:1:2:3|ms|#k=abcde", nil)
+	f(limited, "abcde:1|c", "", ErrNameTooLong)
+	f(limited, "abcd:1|c|#k=abcdef", "", ErrTagTooLong)
+	f(limited, `abcd:1|c|#kk=ab\,c`, "", ErrTagTooLong) // 6 bytes unescaped, 7 sent
+	f(limited, "abcd:1|c|#kkkkkk", "abcd:1|c", nil)     // bare tags are dropped, not limited
+	f(limited, "abcd:1:2:3:4|ms", "", ErrTooManyValues)
+	f(limited, "abcd:member:with:colons|s", "abcd:member:with:colons|s", nil)
+	def := &StatsD{}
+	f(def, strings.Repeat("n", 256)+":1|c", strings.Repeat("n", 256)+":1|c", nil)
+	f(def, "foo:1|c|#k="+strings.Repeat("v", 1023), "foo:1|c|#k="+strings.Repeat("v", 1023), nil)
+	f(def, "foo:1"+strings.Repeat(":1", 63)+"|ms", "foo:1"+strings.Repeat(":1", 63)+"|ms", nil)
+	sanitized := &StatsD{SanitizeNames: true, MaxNameLength: 4}
+	f(sanitized, "a.b.c:1|c", "", ErrNameTooLong) // checked as sent, before sanitizing
+
 	narrow := &StatsD{TimestampWindow: 10}
 	f(narrow, "foo:1|c|T1700000010", "foo:1|c|T1700000010000", nil)
 	f(narrow, "foo:1|c|T1700000011", "", ErrTimestampOutOfWindow)
 	f(narrow, "foo:1|c|T1699999990", "foo:1|c|T1699999990000", nil)
 	f(narrow, "foo:1|c|T1699999989", "", ErrTimestampOutOfWindow)
+
+	// Fractions of a second are kept: 0.5 s is not 0 (which means 600).
+	half := &StatsD{TimestampWindow: 0.5}
+	f(half, "foo:1|c|#timestamp=1700000000400", "foo:1|c|T1700000000400", nil)
+	f(half, "foo:1|c|#timestamp=1699999999500", "foo:1|c|T1699999999500", nil)
+	f(half, "foo:1|c|#timestamp=1700000000501", "", ErrTimestampOutOfWindow)
+	f(half, "foo:1|c|T1700000001", "", ErrTimestampOutOfWindow)
 }
 
 func TestStatsD_Sanitize_Success(t *testing.T) {

@@ -155,6 +155,9 @@ func (p *StatsD) addTag(tag []byte, t *tagSpan, nowMs int64, s *Sample, n *int) 
 	if *n++; *n > p.maxTags() {
 		return ErrTooManyTags
 	}
+	if len(tag)-1 > p.maxTagLength() { // tag is key, separator and value
+		return ErrTagTooLong
+	}
 	key, err := p.checkName(tag[:t.sep], t.valid, ErrBadTag)
 	if err != nil {
 		return err
@@ -175,7 +178,7 @@ func (p *StatsD) addTag(tag []byte, t *tagSpan, nowMs int64, s *Sample, n *int) 
 		if !ok {
 			return ErrBadTimestamp
 		}
-		s.Timestamp, err = timestampMs(v, nowMs, p.window())
+		s.Timestamp, err = timestampMs(v, nowMs, p.windowMs())
 		return err
 	case "bucket":
 		if value, err = p.checkName(value, nameLen(value), ErrBadBucket); err != nil {
