@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/bucky3/bucky3/collectors/internal/udpsource"
 	"github.com/bucky3/bucky3/engine"
@@ -23,9 +24,17 @@ type Options struct {
 	// TimestampWindow is how far (seconds) an object's timestamp may be
 	// from now.
 	TimestampWindow float64 `toml:"timestamp_window"`
-	// BufferLimit bounds the objects held between flushes; beyond it new
-	// objects are dropped and counted, so a flood cannot exhaust memory.
+	// BufferLimit and BufferBytes bound the objects held between flushes,
+	// in objects and in bytes (an estimate of what the metrics take in
+	// memory); beyond either new objects are dropped and counted, so a
+	// flood cannot exhaust memory.
 	BufferLimit int `toml:"buffer_limit"`
+	BufferBytes int `toml:"buffer_bytes"`
+	// MaxFields bounds the fields of one object (the timestamp key aside)
+	// and MaxKeyLength the bytes of one key: a line over either is
+	// dropped and counted.
+	MaxFields    int `toml:"max_fields"`
+	MaxKeyLength int `toml:"max_key_length"`
 }
 
 // DefaultOptions returns the jsond_server defaults. Unlike statsd_server,
@@ -37,24 +46,37 @@ func DefaultOptions() Options {
 		Bucket:          "metrics",
 		TimestampWindow: 600,
 		BufferLimit:     100_000,
+		BufferBytes:     64 << 20,
+		MaxFields:       256,
+		MaxKeyLength:    256,
 	}
 }
 
 // Validate checks the options; errors name the option at fault.
 func (o *Options) Validate() error {
-	if err := o.ServerOptions.Validate(); err != nil {
+	if err := udpsource.ValidateOptions(&o.ServerOptions); err != nil {
 		return err
 	}
 	if o.Bucket == "" {
 		return errors.New("bucket: must not be empty")
 	}
-	if o.BufferLimit < 100 || o.BufferLimit > 100_000_000 {
-		return fmt.Errorf("buffer_limit: must be in [100, 100000000], got %d", o.BufferLimit)
+	limits := []struct {
+		name     string
+		value    int
+		min, max int
+	}{
+		{"buffer_limit", o.BufferLimit, 100, 100_000_000},
+		{"buffer_bytes", o.BufferBytes, 1 << 20, 1 << 40},
+		// A line fits in a datagram, so larger limits would mean nothing.
+		{"max_fields", o.MaxFields, 1, 65535},
+		{"max_key_length", o.MaxKeyLength, 1, 65535},
 	}
-	if o.TimestampWindow <= 0 {
-		return fmt.Errorf("timestamp_window: must be above 0, got %v", o.TimestampWindow)
+	for _, l := range limits {
+		if l.value < l.min || l.value > l.max {
+			return fmt.Errorf("%s: must be in [%d, %d], got %d", l.name, l.min, l.max, l.value)
+		}
 	}
-	return nil
+	return engine.CheckSeconds("timestamp_window", o.TimestampWindow, 0)
 }
 
 // Server is the jsond_server module.
@@ -63,11 +85,16 @@ type Server struct {
 	o   Options
 	src *udpsource.Source
 
-	lines, invalid, metricsDropped, bufferFull *engine.Counter
-	invalidBy                                  [parse.NumReasons]*engine.Counter
+	lines, invalid, metricsDropped       *engine.Counter
+	bufferFull, bufferBytes, memoryLimit *engine.Counter
+	invalidBy                            [parse.NumReasons]*engine.Counter
 
-	mu      sync.Mutex
-	pending []engine.Metric
+	// memory is m.Memory; tests put their own budget here.
+	memory interface{ Tight() bool }
+
+	mu           sync.Mutex
+	pending      []engine.Metric
+	pendingBytes int // metricBytes of pending
 }
 
 // New returns a jsond_server module; it does no I/O until Run.
@@ -80,6 +107,9 @@ func New(m engine.Module, o Options) (*Server, error) {
 		invalid:        m.Stats.Counter("lines_invalid"),
 		metricsDropped: m.Stats.Counter("metrics_dropped"),
 		bufferFull:     m.Stats.Counter("metrics_dropped_buffer_full"),
+		bufferBytes:    m.Stats.Counter("metrics_dropped_buffer_bytes"),
+		memoryLimit:    m.Stats.Counter("metrics_dropped_memory_limit"),
+		memory:         m.Memory,
 	}
 	for _, r := range parse.JSONReasons() {
 		s.invalidBy[r] = m.Stats.Counter("lines_invalid_" + r.String())
@@ -106,7 +136,7 @@ func (s *Server) Run(ctx context.Context, out engine.Emitter) error {
 func (s *Server) flush(out engine.Emitter) {
 	s.mu.Lock()
 	metrics := s.pending
-	s.pending = nil
+	s.pending, s.pendingBytes = nil, 0
 	s.mu.Unlock()
 	if len(metrics) > 0 {
 		out.Emit(&engine.Batch{Source: s.m.Name, Metrics: metrics})
@@ -115,7 +145,7 @@ func (s *Server) flush(out engine.Emitter) {
 
 // handler gives each socket reader its own parser and decoder.
 func (s *Server) handler(int) func(packet []byte) {
-	parser := parse.JSON{TimestampWindow: int64(s.o.TimestampWindow)}
+	parser := parse.JSON{TimestampWindow: s.o.TimestampWindow, MaxFields: s.o.MaxFields, MaxKeyLength: s.o.MaxKeyLength}
 	decoder := s.src.NewDecoder()
 	var metrics []engine.Metric
 	return func(packet []byte) {
@@ -134,12 +164,39 @@ func (s *Server) handler(int) func(packet []byte) {
 				}
 			}
 		}
+		if len(objects) == 0 {
+			return
+		}
+		// While the agent is short of memory, nothing new is kept: not
+		// even copied out of the parser.
+		if s.memory.Tight() {
+			s.memoryLimit.Add(uint64(len(objects)))
+			s.metricsDropped.Add(uint64(len(objects)))
+			return
+		}
 		metrics = metrics[:0]
 		for i := range objects {
 			metrics = append(metrics, s.metric(&objects[i], now))
 		}
 		s.enqueue(metrics)
+		clear(metrics) // the buffer keeps the copies; drop ours
 	}
+}
+
+// The sizes metricBytes counts besides the strings' bytes.
+const (
+	metricSize = int(unsafe.Sizeof(engine.Metric{}))
+	fieldSize  = int(unsafe.Sizeof(engine.Field{}))
+)
+
+// metricBytes estimates the memory a metric built by metric holds: its
+// struct, its fields and their strings (the bucket is shared).
+func metricBytes(m *engine.Metric) int {
+	n := metricSize + len(m.Fields)*fieldSize
+	for i := range m.Fields {
+		n += len(m.Fields[i].Name) + len(m.Fields[i].Value.Str)
+	}
+	return n
 }
 
 // metric copies a parsed object out of the parser's memory.
@@ -158,14 +215,34 @@ func (s *Server) metric(obj *parse.Object, now time.Time) engine.Metric {
 	return m
 }
 
+// enqueue appends metrics to the buffer, in order, as long as both bounds
+// allow; the rest are dropped, counted by the bound they hit.
 func (s *Server) enqueue(metrics []engine.Metric) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	room := s.o.BufferLimit - len(s.pending)
-	if lost := len(metrics) - room; lost > 0 {
-		s.bufferFull.Add(uint64(lost))
-		s.metricsDropped.Add(uint64(lost))
-		metrics = metrics[:max(room, 0)]
+	kept, full, bytes := 0, 0, 0
+	for i := range metrics {
+		if kept >= room {
+			full = len(metrics) - i
+			break
+		}
+		n := metricBytes(&metrics[i])
+		if s.pendingBytes+n > s.o.BufferBytes {
+			bytes++
+			continue // a smaller object may still fit
+		}
+		s.pendingBytes += n
+		s.pending = append(s.pending, metrics[i])
+		kept++
 	}
-	s.pending = append(s.pending, metrics...)
+	if full > 0 {
+		s.bufferFull.Add(uint64(full))
+	}
+	if bytes > 0 {
+		s.bufferBytes.Add(uint64(bytes))
+	}
+	if lost := full + bytes; lost > 0 {
+		s.metricsDropped.Add(uint64(lost))
+	}
 }

@@ -145,3 +145,59 @@ func TestServer_BufferLimit(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// A 10k-field object is dropped alone, counted; the objects beside it in
+// its datagram are kept. Compressed, as such an object outgrows a datagram.
+func TestServer_MaxFields(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"before":1}` + "\n{")
+	for i := range 10_000 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"` + strconv.FormatInt(int64(i), 36) + `":1`)
+	}
+	b.WriteString("}\n" + `{"after":1}` + "\n")
+	var buf bytes.Buffer
+	w := zlib.NewWriter(&buf)
+	if _, err := w.Write([]byte(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ms, stats := run(t, nil, buf.Bytes())
+	if len(ms) != 2 || ms[0].Fields[0].Name == ms[1].Fields[0].Name {
+		t.Fatalf("want the objects before and after, got %+v", ms)
+	}
+	for name, want := range map[string]uint64{"lines_received": 3, "lines_invalid": 1, "lines_invalid_too_many_fields": 1} {
+		if got := stats.Counter(name).Load(); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+}
+
+func TestOptions_Validate(t *testing.T) {
+	f := func(configure func(*jsond.Options), want string) {
+		t.Helper()
+		o := jsond.DefaultOptions()
+		configure(&o)
+		err := o.Validate()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("got %v, want an error mentioning %q", err, want)
+		}
+	}
+	f(func(o *jsond.Options) { o.Bucket = "" }, "bucket")
+	f(func(o *jsond.Options) { o.BufferLimit = 99 }, "buffer_limit: must be in [100, 100000000], got 99")
+	f(func(o *jsond.Options) { o.BufferBytes = 1000 }, "buffer_bytes: must be in [1048576, 1099511627776], got 1000")
+	f(func(o *jsond.Options) { o.MaxFields = 0 }, "max_fields: must be in [1, 65535], got 0")
+	f(func(o *jsond.Options) { o.MaxKeyLength = 70000 }, "max_key_length: must be in [1, 65535], got 70000")
+	f(func(o *jsond.Options) { o.TimestampWindow = 0 }, "timestamp_window: must be at least 0.001 s, got 0")
+	f(func(o *jsond.Options) { o.BatchWait = 0.0001 }, "batch_wait: must be at least 0.001 s")
+	f(func(o *jsond.Options) { o.LocalHost = "" }, "local_host")
+	ok := jsond.DefaultOptions()
+	ok.TimestampWindow, ok.BatchWait = 0.5, 0
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("timestamp_window 0.5, batch_wait 0: %v", err)
+	}
+}

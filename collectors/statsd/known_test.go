@@ -41,7 +41,7 @@ func sameAsParser(t *testing.T, o Options, rounds int, datagrams ...[]byte) {
 	// round leaves the 600 s window in the third.
 	nowMs := int64(testNowMs)
 	handle := (&readerSet{server: srv, table: tables[0], nowMs: func() int64 { return nowMs }}).handler(0)
-	p := parse.StatsD{SanitizeNames: o.SanitizeNames, MaxTags: o.MaxTags, TimestampWindow: int64(o.TimestampWindow)}
+	p := parserOf(&o)
 	w := tables[1].NewWriter()
 	var lines, skipped, bare uint64
 	var rejected [parse.NumReasons]uint64
@@ -105,6 +105,15 @@ func TestKnownLines(t *testing.T) {
 	o := testOptions()
 	o.SanitizeNames = true
 	sameAsParser(t, o, 3, []byte("a.b:1|c|#k.x:v\na.b:2|c|#k.x:v\nä:1|c\n1a:1|c"))
+}
+
+// TestKnownLines_Limits: a line of a known shape over a limit is rejected
+// as the parser rejects it, and for the same reason.
+func TestKnownLines_Limits(t *testing.T) {
+	o := testOptions()
+	o.MaxNameLength, o.MaxTagLength, o.MaxValuesPerLine = 8, 12, 3
+	sameAsParser(t, o, 3, []byte("lat:1:2:3|ms|#k=v\nlat:1:2:3:4|ms|#k=v\nlat:1|ms|#k=vvvvvvvvvvv\n"+
+		"abcdefgh:1|c\nabcdefghi:1|c\ns:a:b:c:d|s|c:c\ns:a|s|c:\ng:+1:+2:+3:+4|g"))
 }
 
 // TestKnownLines_Evictions sends more shapes than the memo holds, so that
@@ -193,6 +202,7 @@ func FuzzKnownLines(f *testing.F) {
 		o := testOptions()
 		o.SanitizeNames = sanitize
 		o.MaxSeries = 16
+		o.MaxNameLength, o.MaxTagLength, o.MaxValuesPerLine = 8, 12, 3
 		// Each line again with the values of the others.
 		var again []byte
 		var shapes, values [][]byte

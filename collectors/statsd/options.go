@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/bucky3/bucky3/aggregate"
+	"github.com/bucky3/bucky3/collectors/internal/udpsource"
 	"github.com/bucky3/bucky3/engine"
 	"github.com/bucky3/bucky3/io/udp"
 )
@@ -19,6 +20,12 @@ type Options struct {
 
 	// MaxTags is the most tags one line may carry.
 	MaxTags int `toml:"max_tags"`
+	// MaxNameLength, MaxTagLength (key plus value) and MaxValuesPerLine
+	// bound one line, in bytes as sent and packed values: a line over one
+	// is dropped and counted, the rest of its datagram kept.
+	MaxNameLength    int `toml:"max_name_length"`
+	MaxTagLength     int `toml:"max_tag_length"`
+	MaxValuesPerLine int `toml:"max_values_per_line"`
 	// TimestampWindow is how far (seconds) a sample's own timestamp may be
 	// from now.
 	TimestampWindow float64 `toml:"timestamp_window"`
@@ -30,27 +37,40 @@ type Options struct {
 // DefaultOptions returns the statsd_server defaults.
 func DefaultOptions() Options {
 	return Options{
-		SourceOptions:   engine.DefaultSourceOptions(),
-		ServerOptions:   udp.DefaultServerOptions("0.0.0.0:8125", false),
-		Options:         aggregate.DefaultOptions(),
-		MaxTags:         64,
-		TimestampWindow: 600,
+		SourceOptions:    engine.DefaultSourceOptions(),
+		ServerOptions:    udp.DefaultServerOptions("0.0.0.0:8125", false),
+		Options:          aggregate.DefaultOptions(),
+		MaxTags:          64,
+		MaxNameLength:    256,
+		MaxTagLength:     1024,
+		MaxValuesPerLine: 64,
+		TimestampWindow:  600,
 	}
 }
 
 // Validate checks the options; errors name the option at fault.
 func (o *Options) Validate() error {
-	if err := o.ServerOptions.Validate(); err != nil {
+	if err := udpsource.ValidateOptions(&o.ServerOptions); err != nil {
 		return err
 	}
 	if err := o.Options.Validate(); err != nil {
 		return err
 	}
-	if o.MaxTags < 1 || o.MaxTags > 1024 {
-		return fmt.Errorf("max_tags: must be in [1, 1024], got %d", o.MaxTags)
+	limits := []struct {
+		name     string
+		value    int
+		min, max int
+	}{
+		{"max_tags", o.MaxTags, 1, 1024},
+		// A line fits in a datagram, so larger limits would mean nothing.
+		{"max_name_length", o.MaxNameLength, 1, 65535},
+		{"max_tag_length", o.MaxTagLength, 1, 65535},
+		{"max_values_per_line", o.MaxValuesPerLine, 1, 65535},
 	}
-	if o.TimestampWindow <= 0 {
-		return fmt.Errorf("timestamp_window: must be above 0, got %v", o.TimestampWindow)
+	for _, l := range limits {
+		if l.value < l.min || l.value > l.max {
+			return fmt.Errorf("%s: must be in [%d, %d], got %d", l.name, l.min, l.max, l.value)
+		}
 	}
-	return nil
+	return engine.CheckSeconds("timestamp_window", o.TimestampWindow, 0)
 }

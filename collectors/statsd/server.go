@@ -117,7 +117,7 @@ func (rs *readerSet) newReader() *reader {
 	r := &reader{
 		c:       &s.counters,
 		decoder: s.src.NewDecoder(),
-		parser:  parse.StatsD{SanitizeNames: s.o.SanitizeNames, MaxTags: s.o.MaxTags, TimestampWindow: int64(s.o.TimestampWindow)},
+		parser:  parserOf(&s.o),
 		writer:  rs.table.NewWriter(),
 		known:   newKnownLines(),
 		clock:   rs.nowMs,
@@ -126,6 +126,18 @@ func (rs *readerSet) newReader() *reader {
 		r.clock = func() int64 { return time.Now().UnixMilli() }
 	}
 	return r
+}
+
+// parserOf returns a parser configured by o's parser options.
+func parserOf(o *Options) parse.StatsD {
+	return parse.StatsD{
+		SanitizeNames:    o.SanitizeNames,
+		MaxTags:          o.MaxTags,
+		MaxNameLength:    o.MaxNameLength,
+		MaxTagLength:     o.MaxTagLength,
+		MaxValuesPerLine: o.MaxValuesPerLine,
+		TimestampWindow:  o.TimestampWindow,
+	}
 }
 
 // reader is the state of one socket reader goroutine.

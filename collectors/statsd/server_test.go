@@ -217,18 +217,21 @@ func allTypesAndTags(t *testing.T, readers int) {
 func TestServer_Accounting(t *testing.T) {
 	r := start(t, func(o *statsd.Options) { o.PercentileThresholds = []float64{100} })
 	lines := map[string]string{
-		"ok_a:1|c":               "",
-		"ok_b:2|g|#a=1":          "",
-		"ok_c:3|ms":              "",
-		"bad.name:1|c":           "bad_name",
-		"x:abc|c":                "bad_value",
-		"x:1|q":                  "bad_type",
-		"x:1|c|@2":               "bad_rate",
-		"x:1|c|#a=1,,b=2":        "bad_tag",
-		"x:1|c|#timestamp=12345": "timestamp_out_of_window",
-		"x:NaN|g":                "bad_value",
-		"_sc|check|0":            "skipped",
-		"_e{1,1}:a|b":            "skipped",
+		"ok_a:1|c":                               "",
+		"ok_b:2|g|#a=1":                          "",
+		"ok_c:3|ms":                              "",
+		"bad.name:1|c":                           "bad_name",
+		"x:abc|c":                                "bad_value",
+		"x:1|q":                                  "bad_type",
+		"x:1|c|@2":                               "bad_rate",
+		"x:1|c|#a=1,,b=2":                        "bad_tag",
+		"x:1|c|#timestamp=12345":                 "timestamp_out_of_window",
+		"x:NaN|g":                                "bad_value",
+		"_sc|check|0":                            "skipped",
+		strings.Repeat("n", 257) + ":1|c":        "name_too_long",
+		"x:1|c|#k=" + strings.Repeat("v", 1024):  "tag_too_long",
+		"x:1" + strings.Repeat(":1", 64) + "|ms": "too_many_values",
+		"_e{1,1}:a|b":                            "skipped",
 	}
 	var sent, accepted int
 	byReason := map[string]int{}
@@ -350,6 +353,35 @@ func TestServer_MaxSeries(t *testing.T) {
 	}
 }
 
+// A line over a limit is dropped alone: the good lines of its datagram
+// are aggregated, and the count is exact.
+func TestServer_LineLimits(t *testing.T) {
+	r := start(t, func(o *statsd.Options) {
+		o.Readers = 1
+		o.MaxNameLength, o.MaxTagLength, o.MaxValuesPerLine = 8, 8, 2
+	})
+	long := "toolong_n:1|c" // a name of 9 bytes
+	for range 10 {
+		r.send(t, strings.Join([]string{"good:1|c", long, "good:2|c|#k=123456", "good:3|c|#k=12345678", "t:1:2|ms", "t:1:2:3|ms", "good:4|c"}, "\n"))
+	}
+	r.waitLines(t, 70)
+	ms := r.stop(t)
+	if got := field(t, find(t, ms, "stats_counters", "name", "good", "k", ""), "count"); got != 50 {
+		t.Errorf("good count = %v, want 50", got)
+	}
+	if got := field(t, find(t, ms, "stats_counters", "name", "good", "k", "123456"), "count"); got != 20 {
+		t.Errorf("good{k=123456} count = %v, want 20", got)
+	}
+	for name, want := range map[string]uint64{
+		"lines_invalid_name_too_long": 10, "lines_invalid_tag_too_long": 10, "lines_invalid_too_many_values": 10,
+		"lines_invalid": 30, "lines_received": 70,
+	} {
+		if got := r.stats.Counter(name).Load(); got != want {
+			t.Errorf("%s = %d, want %d", name, got, want)
+		}
+	}
+}
+
 func TestServer_IPv6(t *testing.T) {
 	if l, err := net.ListenPacket("udp6", "[::1]:0"); err != nil {
 		t.Fatalf("::1 unavailable: %v", err)
@@ -377,6 +409,19 @@ func TestOptions_Validate(t *testing.T) {
 	f(func(o *statsd.Options) { o.BatchSize = 0 }, "batch_size")
 	f(func(o *statsd.Options) { o.MaxPacketSize = 70000 }, "max_packet_size")
 	f(func(o *statsd.Options) { o.TimestampWindow = 0 }, "timestamp_window")
+	f(func(o *statsd.Options) { o.TimestampWindow = 0.0005 }, "timestamp_window: must be at least 0.001 s, got 0.0005")
+	f(func(o *statsd.Options) { o.TimestampWindow = math.NaN() }, "timestamp_window")
+	f(func(o *statsd.Options) { o.BatchWait = 0.0001 }, "batch_wait: must be at least 0.001 s")
+	f(func(o *statsd.Options) { o.BatchWait = 0.6 }, "batch_wait")
+	f(func(o *statsd.Options) { o.MaxNameLength = 0 }, "max_name_length: must be in [1, 65535], got 0")
+	f(func(o *statsd.Options) { o.MaxTagLength = 65536 }, "max_tag_length: must be in [1, 65535], got 65536")
+	f(func(o *statsd.Options) { o.MaxValuesPerLine = -1 }, "max_values_per_line: must be in [1, 65535], got -1")
+	f(func(o *statsd.Options) { o.MaxTags = 0 }, "max_tags")
+	ok := statsd.DefaultOptions()
+	ok.TimestampWindow, ok.BatchWait = 0.5, 0
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("timestamp_window 0.5, batch_wait 0: %v", err)
+	}
 	f(func(o *statsd.Options) { o.PercentileThresholds = []float64{101} }, "percentile_thresholds")
 	f(func(o *statsd.Options) { o.LocalHost = "" }, "local_host")
 }
