@@ -137,8 +137,17 @@ type mapper struct {
 	levelField    string
 	facilityField string
 	decodeJSON    bool
-	json          fastjson.Parser
+	// jsonLevel lets a JSON key named levelField replace the level taken
+	// from PRIORITY; without it the key is kept as json_<name>.
+	jsonLevel bool
+	json      fastjson.Parser
 }
+
+// trustedFields are the fields appendMetric takes from journald's trusted
+// "_" fields, which journald sets from the sending process's credentials
+// and which a sender cannot forge. A JSON message must not replace them:
+// decode_json keeps such keys as json_<key>.
+var trustedFields = [...]string{"command", "host", "machine_id", "boot_id", "pid", "uid", "gid", "systemd_unit"}
 
 // appendMetric appends the metric of e to dst. An entry whose message is
 // empty once right-trimmed yields nothing; ok reports whether a metric
@@ -190,9 +199,11 @@ func appendNumber(fields []engine.Field, name, v string) []engine.Field {
 }
 
 // mergeJSON merges msg into fields when it is a flat, non-empty JSON
-// object: its keys replace fields of the same name, and the raw message
-// goes away (its content is in the fields now) unless the object has a
-// message key of its own. Anything else leaves fields as they are.
+// object: its keys replace fields of the same name, except the trusted
+// fields and (without json_level) the level, which are kept as
+// json_<key>; and the raw message goes away (its content is in the fields
+// now) unless the object has a message key of its own. Anything else
+// leaves fields as they are.
 func (m *mapper) mergeJSON(fields []engine.Field, msg string) []engine.Field {
 	if msg[0] != '{' {
 		return fields
@@ -230,9 +241,26 @@ func (m *mapper) mergeJSON(fields []engine.Field, msg string) []engine.Field {
 		case fastjson.TypeFalse:
 			val = engine.Bool(false)
 		}
-		fields = setField(fields, string(k), val)
+		fields = setField(fields, m.jsonName(k), val)
 	})
 	return fields
+}
+
+// jsonName is the field name of JSON key k.
+func (m *mapper) jsonName(k []byte) string {
+	name := string(k)
+	if name == m.levelField {
+		if m.jsonLevel {
+			return name
+		}
+		return "json_" + name
+	}
+	for _, t := range trustedFields {
+		if name == t {
+			return "json_" + name
+		}
+	}
+	return name
 }
 
 func setField(fields []engine.Field, name string, v engine.Value) []engine.Field {

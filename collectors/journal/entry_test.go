@@ -99,12 +99,21 @@ func TestMapper(t *testing.T) {
 	f(entry{message: "trace\n  line\n\n", level: levelError, lines: 3}, `message="trace\n  line" level="error"`)
 	f(entry{message: `{"a":1,"b":"x","c":false,"":"empty key"}`, level: levelInfo},
 		`level="info" a=1 b="x" c=false`)
-	f(entry{message: `{"level":"warn","message":"m"}`, level: levelInfo}, `level="warn" message="m"`)
+	// Without json_level, the level stays PRIORITY's.
+	f(entry{message: `{"level":"warn","message":"m"}`, level: levelInfo}, `level="info" json_level="warn" message="m"`)
+	// Fields from journald's trusted fields are never replaced.
+	f(entry{message: `{"pid":1,"uid":0,"gid":0,"command":"/sbin/init","host":"h","machine_id":"m","boot_id":"b","systemd_unit":"u","facility":"kernel"}`,
+		level: levelInfo, facility: "user", origin: origin{pid: "12", uid: "1000", command: "/usr/bin/app"}},
+		`level="info" facility="kernel" command="/usr/bin/app" pid=12 uid=1000 json_pid=1 json_uid=0 json_gid=0 json_command="/sbin/init" json_host="h" json_machine_id="m" json_boot_id="b" json_systemd_unit="u"`)
 	f(entry{message: `{}`, level: levelInfo}, `message="{}" level="info"`)
 	f(entry{message: `{"a":[1]}`, level: levelInfo}, `message="{\"a\":[1]}" level="info"`)
 	f(entry{message: `{"a":1} trailing`, level: levelInfo}, `message="{\"a\":1} trailing" level="info"`)
 	// A stitched trace is never decoded.
 	f(entry{message: `{"a":1}`, level: levelInfo, lines: 2}, `message="{\"a\":1}" level="info"`)
+
+	m = mapper{bucket: "logs", levelField: "level", decodeJSON: true, jsonLevel: true}
+	f(entry{message: `{"level":"warn","message":"m"}`, level: levelInfo}, `level="warn" message="m"`)
+	f(entry{message: `{"pid":1}`, level: levelInfo, origin: origin{pid: "12"}}, `level="info" pid=12 json_pid=1`)
 
 	m = mapper{bucket: "logs", levelField: "severity"}
 	f(entry{message: `{"a":1}`, level: levelDebug, facility: "user"}, `message="{\"a\":1}" severity="debug"`)

@@ -230,8 +230,8 @@ func TestJournal_DecodeJSON(t *testing.T) {
 		ms[i].Timestamp = 0
 	}
 	want := []string{
-		`logs ts=0 level="info" host="override" msg="hi" n=3 ok=true x=null`,
-		`logs ts=0 level="warn" message="own message"`,
+		`logs ts=0 level="info" host="web-1" msg="hi" n=3 ok=true x=null json_host="override"`,
+		`logs ts=0 level="info" message="own message" json_level="warn"`,
 		`logs ts=0 message="{\"nested\":{\"a\":1}}" level="info"`,
 		`logs ts=0 message="{\"broken\":" level="info"`,
 		`logs ts=0 message="[\"not\",\"an\",\"object\"]" level="info"`,
@@ -239,6 +239,56 @@ func TestJournal_DecodeJSON(t *testing.T) {
 	if got := render(ms); !slices.Equal(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// TestJournal_DecodeJSON_Trusted writes entries whose JSON messages claim
+// the fields journald derives from the sender's credentials: those keep
+// journald's values, and the sender's claims are kept as json_<key>. The
+// JSON level replaces PRIORITY's only with json_level.
+func TestJournal_DecodeJSON_Trusted(t *testing.T) {
+	t.Parallel()
+	file := newJournal(t)
+	spoof := `{"msg":"root login","level":"debug","pid":1,"uid":0,"gid":0,"command":"/usr/sbin/sshd",` +
+		`"host":"bastion","machine_id":"ffff","boot_id":"eeee","systemd_unit":"sshd.service"}`
+	backendtest.WriteJournal(t, file, []map[string]string{{
+		"MESSAGE":       spoof,
+		"PRIORITY":      "4",
+		"_PID":          "4242",
+		"_UID":          "1000",
+		"_GID":          "1000",
+		"_EXE":          "/usr/bin/python3",
+		"_HOSTNAME":     "web-1",
+		"_MACHINE_ID":   "0123456789abcdef0123456789abcdef",
+		"_BOOT_ID":      "fedcba9876543210fedcba9876543210",
+		"_SYSTEMD_UNIT": "app.service",
+	}, {
+		// No trusted fields at all: the JSON still cannot supply them.
+		"MESSAGE": `{"msg":"no credentials","uid":0,"systemd_unit":"sshd.service"}`,
+	}})
+	f := func(jsonLevel bool, want ...string) {
+		t.Helper()
+		o := testOptions(file)
+		o.DecodeJSON = true
+		o.JSONLevel = jsonLevel
+		o.FacilityFieldName = ""
+		r := run(t, o)
+		ms := r.rec.WaitFor(t, 2, 20*time.Second)
+		r.stop()
+		for i := range ms {
+			ms[i].Timestamp = 0
+		}
+		if got := render(ms); !slices.Equal(got, want) {
+			t.Errorf("json_level %v: got\n%s\nwant\n%s", jsonLevel, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	trusted := `command="/usr/bin/python3" host="web-1" machine_id="0123456789abcdef0123456789abcdef" boot_id="fedcba9876543210fedcba9876543210" pid=4242 uid=1000 gid=1000 systemd_unit="app.service"`
+	claims := `json_pid=1 json_uid=0 json_gid=0 json_command="/usr/sbin/sshd" json_host="bastion" json_machine_id="ffff" json_boot_id="eeee" json_systemd_unit="sshd.service"`
+	f(false,
+		`logs ts=0 level="warning" `+trusted+` msg="root login" json_level="debug" `+claims,
+		`logs ts=0 level="info" msg="no credentials" json_uid=0 json_systemd_unit="sshd.service"`)
+	f(true,
+		`logs ts=0 level="debug" `+trusted+` msg="root login" `+claims,
+		`logs ts=0 level="info" msg="no credentials" json_uid=0 json_systemd_unit="sshd.service"`)
 }
 
 // TestJournal_Trace writes a Python trace as one entry per line, the way

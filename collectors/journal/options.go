@@ -32,6 +32,9 @@ type Options struct {
 	// DecodeJSON merges a message that is a flat JSON object into the
 	// event's fields.
 	DecodeJSON bool `toml:"decode_json"`
+	// JSONLevel lets a decoded JSON key named level_field_name replace the
+	// level taken from PRIORITY; false keeps it as json_<name>.
+	JSONLevel bool `toml:"json_level"`
 }
 
 // DefaultOptions returns the defaults of SPEC §8: the local journal from

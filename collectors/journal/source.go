@@ -167,6 +167,7 @@ func (s *Source) newPipeline() *pipeline {
 			levelField:    s.opts.LevelFieldName,
 			facilityField: s.opts.FacilityFieldName,
 			decodeJSON:    s.opts.DecodeJSON,
+			jsonLevel:     s.opts.JSONLevel,
 		},
 	}
 }
