@@ -24,6 +24,8 @@ type counters struct {
 	lines, invalid, skipped, bareTags *engine.Counter
 	invalidBy                         [parse.NumReasons]*engine.Counter
 	metricsDropped, seriesDropped     *engine.Counter
+	memoryDropped                     *engine.Counter
+	timersSampled, setsEstimated      *engine.Counter
 }
 
 func newCounters(s *engine.Stats, packets *udpsource.Counters) counters {
@@ -35,6 +37,9 @@ func newCounters(s *engine.Stats, packets *udpsource.Counters) counters {
 		bareTags:       s.Counter("tags_ignored_bare"),
 		metricsDropped: s.Counter("metrics_dropped"),
 		seriesDropped:  s.Counter("metrics_dropped_max_series"),
+		memoryDropped:  s.Counter("metrics_dropped_memory_limit"),
+		timersSampled:  s.Counter("timer_samples_sampled"),
+		setsEstimated:  s.Counter("set_members_estimated"),
 	}
 	for _, r := range parse.StatsDReasons() {
 		c.invalidBy[r] = s.Counter("lines_invalid_" + r.String())
@@ -55,29 +60,46 @@ func (s *Server) Addr(ctx context.Context) (string, error) { return s.src.Addr(c
 // Run listens, aggregates and flushes every flush_interval until ctx is
 // cancelled; then it stops reading and flushes once more.
 func (s *Server) Run(ctx context.Context, out engine.Emitter) error {
-	table, err := aggregate.New(tableOptions(s.o))
+	to := tableOptions(s.o)
+	if s.m.Memory != nil { // a nil *Memory in the interface would still be non-nil
+		to.Memory = s.m.Memory
+	}
+	table, err := aggregate.New(to)
 	if err != nil {
 		return err
 	}
 	readers := &readerSet{server: s, table: table}
-	var seriesDropped uint64
+	var last tableCounts
 	flushEvery := engine.Seconds(s.o.FlushInterval)
 	return s.src.Run(ctx, udpsource.Loop{
 		Handler:    readers.handler,
 		FirstFlush: flushEvery + s.o.StartupDelay(),
 		FlushEvery: flushEvery,
 		Flush:      func() { s.flush(table, out) },
-		// Series drops are added as deltas, so the report stays
-		// cumulative across restarts of the module.
-		Publish: func() {
-			n := table.SeriesDropped()
-			if d := n - seriesDropped; d > 0 {
-				s.counters.seriesDropped.Add(d)
-				s.counters.metricsDropped.Add(d)
-			}
-			seriesDropped = n
-		},
+		Publish:    func() { last.publish(table, &s.counters) },
 	})
+}
+
+// tableCounts are the table's counts already published: they are added as
+// deltas, so the report stays cumulative across restarts of the module
+// (each Run has a new table).
+type tableCounts struct {
+	series, memory, sampled, estimated uint64
+}
+
+func (p *tableCounts) publish(t *aggregate.Table, c *counters) {
+	add := func(last *uint64, now uint64, to ...*engine.Counter) {
+		if d := now - *last; d > 0 {
+			for _, c := range to {
+				c.Add(d)
+			}
+		}
+		*last = now
+	}
+	add(&p.series, t.SeriesDropped(), c.seriesDropped, c.metricsDropped)
+	add(&p.memory, t.MemoryDropped(), c.memoryDropped, c.metricsDropped)
+	add(&p.sampled, t.TimersSampled(), c.timersSampled)
+	add(&p.estimated, t.SetsEstimated(), c.setsEstimated)
 }
 
 func (s *Server) flush(table *aggregate.Table, out engine.Emitter) {
