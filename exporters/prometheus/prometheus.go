@@ -52,6 +52,9 @@ type Options struct {
 	// may take before their connections are closed. Keep it below the
 	// global shutdown_timeout.
 	DrainTimeout float64 `toml:"drain_timeout"`
+	// SelfMetrics appends the agent's own metrics (every module's
+	// counters, build info, Go runtime and process) to the page.
+	SelfMetrics bool `toml:"self_metrics"`
 }
 
 // maxHeaderBytes bounds a request's header: a scrape sends a few hundred
@@ -61,7 +64,8 @@ const maxHeaderBytes = 64 << 10
 
 // DefaultOptions returns the documented defaults: 0.0.0.0:9103/metrics,
 // uncompressed, eviction checked every 5 s after 60 s of silence, with
-// timestamps, at most a million series and 64 connections.
+// timestamps, at most a million series and 64 connections, with the
+// agent's own metrics.
 func DefaultOptions() Options {
 	o := Options{
 		DestinationOptions: engine.DefaultDestinationOptions(),
@@ -75,6 +79,7 @@ func DefaultOptions() Options {
 		WriteTimeout:       30,
 		IdleTimeout:        60,
 		DrainTimeout:       1,
+		SelfMetrics:        true,
 	}
 	o.FlushInterval = 5
 	return o
@@ -135,6 +140,12 @@ type Exporter struct {
 	// a changed store wait for one render instead of each doing their own.
 	page     atomic.Pointer[page]
 	renderMu sync.Mutex
+	// self renders the agent's own metrics after the data; nil when
+	// self_metrics is off.
+	self         *selfMetrics
+	reservedOnce sync.Once
+	// texts recycle the buffers of the own metrics, rendered per scrape.
+	texts sync.Pool
 
 	mu        sync.Mutex
 	addr      net.Addr
@@ -145,7 +156,7 @@ type Exporter struct {
 // New returns an exporter for options o, which the registry validated; m's
 // Log and Stats must be set. It does no I/O.
 func New(m engine.Module, o Options) (*Exporter, error) {
-	return &Exporter{
+	e := &Exporter{
 		log:        m.Log,
 		opts:       o,
 		path:       "/" + strings.TrimPrefix(o.HTTPPath, "/"),
@@ -159,7 +170,16 @@ func New(m engine.Module, o Options) (*Exporter, error) {
 		beat:       m.Beat("store"),
 		agentReady: m.AwaitReady(),
 		ready:      make(chan struct{}),
-	}, nil
+	}
+	if o.SelfMetrics {
+		all := m.AllStats
+		if all == nil { // outside an agent: this module's counters only
+			own := []engine.ModuleStats{{Name: m.Name, Kind: engine.ModuleDestination, Stats: m.Stats}}
+			all = func() []engine.ModuleStats { return own }
+		}
+		e.self = newSelfMetrics(m.Log, all)
+	}
+	return e, nil
 }
 
 // Ready is closed once Run first listens; Addr is then set.
@@ -179,6 +199,9 @@ func (e *Exporter) Addr() net.Addr {
 // nil; when ctx is cancelled it closes the server and returns ctx.Err().
 // A listen or serve failure is returned for the supervisor to restart.
 func (e *Exporter) Run(ctx context.Context, in <-chan *engine.Batch) error {
+	if e.self != nil {
+		e.reservedOnce.Do(func() { e.store.setReserved(e.self.reserved()) })
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", e.opts.LocalHost)
 	if err != nil {
@@ -271,21 +294,34 @@ func (e *Exporter) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Add("Vary", "Accept-Encoding")
 	}
 	p := e.currentPage()
+	// The own metrics change on every scrape: they follow the shared page.
+	bp, _ := e.texts.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer e.texts.Put(bp)
+	own := (*bp)[:0]
+	if e.self != nil {
+		own = e.self.appendText(own)
+	}
 	// Write errors mean the client went away; there is nobody to tell.
 	if e.opts.Compression == "gzip" && acceptsGzip(r.Header.Values("Accept-Encoding")) {
 		p.gzOnce.Do(func() {
 			p.gz = compress(p.text)
 			e.compressed.Inc()
 		})
-		tail := p.gz.appendFinish(nil, nil)
+		tail := p.gz.appendFinish(nil, own)
 		h.Set("Content-Encoding", "gzip")
 		h.Set("Content-Length", strconv.Itoa(len(p.gz.bytes)+len(tail)))
 		_, _ = w.Write(p.gz.bytes)
 		_, _ = w.Write(tail)
+		*bp = own[:0]
 		return
 	}
-	h.Set("Content-Length", strconv.Itoa(len(p.text)))
+	h.Set("Content-Length", strconv.Itoa(len(p.text)+len(own)))
 	_, _ = w.Write(p.text)
+	_, _ = w.Write(own)
+	*bp = own[:0]
 }
 
 // currentPage returns the rendering of the store as it is now, rendering

@@ -44,6 +44,8 @@ func start(t *testing.T, edit func(*Options)) *harness {
 	t.Helper()
 	o := DefaultOptions()
 	o.LocalHost = "127.0.0.1:0"
+	// Pages hold the data alone unless a test asks for the own metrics.
+	o.SelfMetrics = false
 	if edit != nil {
 		edit(&o)
 	}
@@ -135,11 +137,11 @@ func pageProblems(page string) []string {
 	var problems []string
 	typed := map[string]bool{}
 	series := map[string]bool{}
-	current := ""
+	current, currentType := "", ""
 	for line := range strings.Lines(page) {
 		line = strings.TrimSuffix(line, "\n")
 		if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
-			current, _, _ = strings.Cut(rest, " ")
+			current, currentType, _ = strings.Cut(rest, " ")
 			if typed[current] {
 				problems = append(problems, "family "+current+" appears twice")
 			}
@@ -150,7 +152,16 @@ func pageProblems(page string) []string {
 			continue
 		}
 		name := line[:strings.IndexAny(line, "{ ")]
-		if name != current {
+		fam := name
+		// Summaries and histograms spread over suffixed names.
+		if currentType == "summary" || currentType == "histogram" {
+			for _, suffix := range []string{"_sum", "_count", "_bucket"} {
+				if name == current+suffix {
+					fam = current
+				}
+			}
+		}
+		if fam != current {
 			problems = append(problems, "sample of "+name+" inside family "+current)
 		}
 		// Values and timestamps hold no '}', and a label set ends with one.
@@ -177,6 +188,8 @@ func TestPageProblems(t *testing.T) {
 	f("# TYPE a untyped\na{x=\"1\"} 1\na{x=\"1\"} 2 5\n", `duplicate series a{x="1"}`)
 	f("# TYPE a untyped\na 1\n# TYPE b untyped\na 2\n", "sample of a inside family b", "duplicate series a")
 	f("# TYPE a untyped\na 1\n# TYPE a untyped\n", "family a appears twice")
+	f("# TYPE s summary\ns{quantile=\"0.5\"} 1\ns_sum 2\ns_count 3\n")
+	f("# TYPE s untyped\ns_sum 2\n", "sample of s_sum inside family s")
 }
 
 var tagsHostCPU = []engine.Tag{{Key: "cpu", Value: "cpu0"}, {Key: "host", Value: "web1"}}

@@ -94,6 +94,14 @@ func newStore(stats *engine.Stats, limits storeLimits) *store {
 	}
 }
 
+// setReserved sets the test for reserved family names. Families created
+// before keep their data.
+func (s *store) setReserved(reserved func(string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limits.reserved = reserved
+}
+
 // drop counts one dropped field under its reason and in the total.
 func (s *store) drop(reason *engine.Counter) {
 	reason.Inc()
