@@ -20,7 +20,14 @@ type Pusher interface {
 	// sent+dropped stay queued for the next flush.
 	//
 	// A non-nil err means the backend could not be reached or refused the
-	// push as a whole: Run backs off and retries the rest later.
+	// push as a whole: Run backs off and retries the rest later. An error
+	// marked with Permanent (a message too large for the network, HTTP 400
+	// or 413) is not retried as is: Run bisects chunk[sent+dropped:] until
+	// the failing metrics are alone, drops exactly those, counted by
+	// reason, and pushes the rest in the same flush.
+	//
+	// Push may reorder chunk in place (see Partition), so that the metrics
+	// it is done with form the prefix it reports.
 	Push(ctx context.Context, chunk []engine.Metric) (sent, dropped int, err error)
 }
 
@@ -68,6 +75,7 @@ func Run(ctx context.Context, in <-chan *engine.Batch, m engine.Module, o Option
 		o:        o,
 		p:        p,
 		c:        NewCounters(m.Stats),
+		stats:    m.Stats,
 		q:        NewQueue(o.BufferLimit),
 		log:      m,
 		interval: engine.Seconds(o.FlushInterval),
@@ -98,10 +106,13 @@ type runner struct {
 	o        Options
 	p        Pusher
 	c        Counters
+	stats    *engine.Stats // for metrics_dropped_<reason> of permanent failures
 	q        *Queue
 	log      engine.Module
 	interval time.Duration
 	failing  bool // the last flush failed: log only the first failure of a run
+	// loggedPermanent is when a permanent failure was last logged.
+	loggedPermanent time.Time
 	// tight is the agent's memory budget, read once per batch received.
 	tight func() bool
 }
@@ -139,8 +150,7 @@ func (r *runner) flush(ctx context.Context, final bool) {
 		// Round 5 and "Design notes").
 		runtime.Gosched()
 		chunk := r.q.Peek(n)
-		sent, dropped, err := r.p.Push(ctx, chunk)
-		sent, dropped = clampDone(sent, dropped, len(chunk))
+		sent, dropped, err := r.push(ctx, chunk)
 		r.q.Remove(sent + dropped)
 		budget -= sent + dropped
 		r.c.Sent.Add(uint64(sent))
@@ -150,12 +160,64 @@ func (r *runner) flush(ctx context.Context, final bool) {
 			r.fail(err)
 			return
 		}
+		if sent+dropped == 0 {
+			break // a Pusher that makes no progress must not spin the flush
+		}
 	}
 	if r.failing && r.log.Log != nil {
 		r.log.Log.Info("push recovered", "buffered", r.q.Len())
 	}
 	r.failing = false
 	r.interval = engine.Seconds(r.o.FlushInterval)
+}
+
+// push hands chunk to the Pusher. On a permanent failure it bisects what
+// the Pusher was not done with: a half that fails again is split again, and
+// a metric failing alone is dropped under the error's reason. Halves that
+// succeed are delivered in the same call, so one bad metric costs about
+// 2·log2(chunk_size) extra pushes, not the chunk. It returns the prefix of
+// chunk that is done and the first transient error.
+func (r *runner) push(ctx context.Context, chunk []engine.Metric) (sent, dropped int, err error) {
+	sent, dropped, err = r.p.Push(ctx, chunk)
+	sent, dropped = clampDone(sent, dropped, len(chunk))
+	reason, permanent := IsPermanent(err)
+	if !permanent {
+		return sent, dropped, err
+	}
+	rest := chunk[sent+dropped:]
+	switch {
+	case len(rest) == 0:
+		return sent, dropped, nil
+	case len(rest) == 1:
+		r.dropPermanent(reason, err)
+		return sent, dropped + 1, nil
+	}
+	half := len(rest) / 2
+	for _, part := range [][]engine.Metric{rest[:half], rest[half:]} {
+		if ctx.Err() != nil {
+			return sent, dropped, ctx.Err()
+		}
+		s, d, err := r.push(ctx, part)
+		sent, dropped = sent+s, dropped+d
+		if err != nil || s+d < len(part) {
+			return sent, dropped, err
+		}
+	}
+	return sent, dropped, nil
+}
+
+// dropPermanent counts one metric that failed alone with a permanent error.
+// Run counts the total; the reason goes to metrics_dropped_<reason>.
+func (r *runner) dropPermanent(reason string, err error) {
+	if r.stats != nil {
+		r.stats.Counter("metrics_dropped_" + reason).Inc()
+	}
+	// The engine logs the counts once a minute; this adds the backend's
+	// words, as often.
+	if r.log.Log != nil && time.Since(r.loggedPermanent) >= engine.LossWarnInterval {
+		r.loggedPermanent = time.Now()
+		r.log.Log.Warn("metric dropped: the backend refuses it for good", "reason", reason, "err", err)
+	}
 }
 
 func (r *runner) fail(err error) {

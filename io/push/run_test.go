@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -392,5 +393,119 @@ func TestRun_PusherPanicReachesTheCaller(t *testing.T) {
 	if c.Received.Load() != 5 || c.DroppedShutdown.Load() != 5 || c.Dropped.Load() != 5 || c.Buffered.Load() != 0 {
 		t.Fatalf("received %d, dropped %d (shutdown %d), buffered %d; want 5, 5 (5), 0",
 			c.Received.Load(), c.Dropped.Load(), c.DroppedShutdown.Load(), c.Buffered.Load())
+	}
+}
+
+// poisonPusher fails permanently on a chunk holding a bucket in poison:
+// whole (an HTTP 400) or after sending the prefix before it (datagrams).
+type poisonPusher struct {
+	poison    map[string]bool
+	prefix    bool
+	transient int // calls after which every push fails transiently
+	calls     int
+	sent      []string
+}
+
+func (p *poisonPusher) Push(_ context.Context, chunk []engine.Metric) (int, int, error) {
+	p.calls++
+	if p.transient > 0 && p.calls > p.transient {
+		return 0, 0, errors.New("backend down")
+	}
+	for i, m := range chunk {
+		if p.poison[m.Bucket] {
+			if !p.prefix {
+				return 0, 0, Permanent(errors.New("400 bad request"))
+			}
+			for _, m := range chunk[:i] {
+				p.sent = append(p.sent, m.Bucket)
+			}
+			return i, 0, Permanent(syscall.EMSGSIZE)
+		}
+	}
+	for _, m := range chunk {
+		p.sent = append(p.sent, m.Bucket)
+	}
+	return len(chunk), 0, nil
+}
+
+// A permanent failure is isolated by bisection: exactly the failing metrics
+// are dropped, under their reason, the rest delivered in the same flush, in
+// order, without a backoff.
+func TestRun_PermanentFailureDropsOnlyTheCulprits(t *testing.T) {
+	f := func(prefix bool, reason string, poison ...string) {
+		t.Helper()
+		synctest.Test(t, func(t *testing.T) {
+			p := &poisonPusher{poison: map[string]bool{}, prefix: prefix}
+			for _, b := range poison {
+				p.poison[b] = true
+			}
+			h := start(t, testOptions(), p)
+			h.send(25)
+			time.Sleep(11 * time.Second)
+			h.checkBalance()
+			if got := h.c.Dropped.Load(); got != uint64(len(poison)) {
+				t.Fatalf("metrics_dropped = %d, want %d", got, len(poison))
+			}
+			if got := h.stats.Counter("metrics_dropped_" + reason).Load(); got != uint64(len(poison)) {
+				t.Fatalf("metrics_dropped_%s = %d, want %d", reason, got, len(poison))
+			}
+			if h.c.Sent.Load() != uint64(25-len(poison)) || h.c.Buffered.Load() != 0 || h.c.ConnectionErrors.Load() != 0 {
+				t.Fatalf("sent %d buffered %d connection_errors %d, want %d 0 0",
+					h.c.Sent.Load(), h.c.Buffered.Load(), h.c.ConnectionErrors.Load(), 25-len(poison))
+			}
+			var want []string
+			for _, m := range metrics(0, 25) {
+				if !p.poison[m.Bucket] {
+					want = append(want, m.Bucket)
+				}
+			}
+			if !equal(p.sent, want) {
+				t.Fatalf("delivered %v, want %v", p.sent, want)
+			}
+			close(h.in)
+			if err := <-h.done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	f(false, ReasonRejected, "3")
+	f(false, ReasonRejected, "0", "9", "10", "24")
+	f(true, ReasonUnsendable, "5")
+	f(true, ReasonUnsendable, "1", "2", "3", "4", "5", "6", "7", "8", "9", "0")
+}
+
+// A transient failure met while bisecting stops the flush and backs off;
+// what is not done stays queued.
+func TestRun_TransientFailureWhileBisecting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &poisonPusher{poison: map[string]bool{"7": true}, transient: 2}
+		h := start(t, testOptions(), p)
+		h.send(10)
+		time.Sleep(11 * time.Second)
+		h.checkBalance()
+		// Calls: the chunk (permanent), its first half 0..4 (sent), the
+		// second half (transient failure).
+		if h.c.Sent.Load() != 5 || h.c.Dropped.Load() != 0 || h.c.Buffered.Load() != 5 || h.c.ConnectionErrors.Load() != 1 {
+			t.Fatalf("sent %d dropped %d buffered %d connection_errors %d, want 5 0 5 1",
+				h.c.Sent.Load(), h.c.Dropped.Load(), h.c.Buffered.Load(), h.c.ConnectionErrors.Load())
+		}
+		h.cancel()
+		<-h.done
+		h.checkBalance()
+	})
+}
+
+func TestPartition(t *testing.T) {
+	chunk := metrics(0, 6)
+	n, scratch := Partition(chunk, []bool{false, true, true, false, true, false}, nil)
+	var got []string
+	for _, m := range chunk {
+		got = append(got, m.Bucket)
+	}
+	if n != 3 || !equal(got, []string{"1", "2", "4", "0", "3", "5"}) {
+		t.Fatalf("Partition: %d done, order %v", n, got)
+	}
+	if len(scratch) != 0 || cap(scratch) > 0 && scratch[:1][0].Bucket != "" {
+		t.Fatalf("scratch keeps metrics: %v", scratch[:cap(scratch)])
 	}
 }
