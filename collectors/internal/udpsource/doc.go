@@ -4,4 +4,10 @@
 // drop counts into the self report; a Decoder, one per reader, counts each
 // datagram and inflates it when try_decompress is on. It knows nothing of
 // the protocols: the module's handler parses what the Decoder returns.
+//
+// A Source also carries the module's part in the agent's health: readiness
+// waits for its sockets to be bound, each flush is a beat ("flush") that
+// the watchdog sees stuck if it never returns, and a panic in a flush or a
+// publish is recovered, counted (panics) and logged at most once a minute,
+// so that one bad flush does not stop the next ones.
 package udpsource
