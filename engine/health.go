@@ -115,15 +115,16 @@ func (a *Agent) Ready() <-chan struct{} { return a.health.ready }
 // watchdog calls it once per period and pings only while it is empty.
 func (a *Agent) Stuck() []string { return a.health.stuck() }
 
-// Totals sums, over every module, the lines received, the series held
-// (gauges named "series") and everything dropped, for a one-line status.
+// Totals sums, over every module, the lines received, the series the
+// sources hold (gauges named "series") and everything dropped, for a
+// one-line status.
 func (a *Agent) Totals() (lines, series, dropped uint64) {
 	for _, ms := range a.allStats() {
 		for _, v := range ms.Stats.Values() {
 			switch {
 			case v.Name == "lines_received" && !v.Gauge:
 				lines += uint64(v.Value)
-			case v.Name == "series" && v.Gauge && v.Value > 0:
+			case v.Name == "series" && v.Gauge && v.Value > 0 && ms.Kind == ModuleSource:
 				series += uint64(v.Value)
 			}
 		}
