@@ -458,7 +458,9 @@ func TestHostile_Overflow(t *testing.T) {
 	lines := []string{"inf_count:1e300|c|@1e-10", "inf_timer:-1.7e308:1.7e308|ms"}
 	send(t, h.statsd, len(lines), func(i int) []byte { return []byte(lines[i]) })
 	h.accounted(t, "statsd", len(lines), 1)
-	s := h.waitFor(t, func(s selfMetrics) bool { return s.get("bucky3_metrics_dropped_total", "module=statsd", "reason=not_finite") > 0 })
+	s := h.waitFor(t, func(s selfMetrics) bool {
+		return s.get("bucky3_metrics_dropped_total", "module=statsd", "reason=not_finite") > 0
+	})
 	if s.get("bucky3_metrics_dropped_total", "module=statsd", "reason=not_finite") == 0 {
 		t.Fatal("no non-finite value counted")
 	}
