@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/bucky3/bucky3/engine"
@@ -19,15 +20,20 @@ const DefaultPort = 8086
 // Options configure an influxdb_client module.
 type Options struct {
 	push.Options
-	// MaxDatagramSize bounds a datagram's payload (bytes). The default 1400
-	// keeps datagrams under a 1500-byte path MTU; a single longer line is
-	// still sent, alone.
+	// MaxDatagramSize bounds a datagram's payload (bytes). A line longer
+	// than it is dropped (metrics_dropped_too_large), never retried. 1400
+	// keeps datagrams under a 1500-byte path MTU, at the cost of dropping
+	// longer lines.
 	MaxDatagramSize int `toml:"max_datagram_size"`
 }
 
+// DefaultMaxDatagramSize is the largest payload a UDP datagram carries over
+// IPv4 (65507), rounded down.
+const DefaultMaxDatagramSize = 65000
+
 // DefaultOptions returns the defaults of influxdb_client.
 func DefaultOptions() Options {
-	return Options{Options: push.DefaultOptions(DefaultPort), MaxDatagramSize: 1400}
+	return Options{Options: push.DefaultOptions(DefaultPort), MaxDatagramSize: DefaultMaxDatagramSize}
 }
 
 // Validate checks o.
@@ -50,6 +56,7 @@ type Client struct {
 	conn     *net.UDPConn
 	datagram []byte // reused across pushes
 	noFields *engine.Counter
+	tooLarge *engine.Counter
 	connErrs *engine.Counter
 }
 
@@ -66,6 +73,7 @@ func New(m engine.Module, o Options) (*Client, error) {
 		resolver: r,
 		datagram: make([]byte, 0, o.MaxDatagramSize),
 		noFields: m.Stats.Counter("metrics_dropped_no_fields"),
+		tooLarge: m.Stats.Counter("metrics_dropped_too_large"),
 		connErrs: m.Stats.Counter("connection_errors"),
 	}, nil
 }
@@ -84,8 +92,11 @@ func (c *Client) Run(ctx context.Context, in <-chan *engine.Batch) error {
 
 // push packs chunk into datagrams of at most chunk_size lines and
 // max_datagram_size bytes and sends each to every resolved address.
-// Metrics with nothing to write are dropped; a drop is reported only once
-// every metric before it is sent, as Pusher requires.
+// Metrics with nothing to write, or a line longer than max_datagram_size,
+// are dropped; a drop is reported only once every metric before it is
+// sent, as Pusher requires. A datagram the network refuses for good
+// (EMSGSIZE) fails the push with a permanent error, which push.Run
+// isolates.
 func (c *Client) push(ctx context.Context, chunk []engine.Metric) (sent, dropped int, err error) {
 	addrs, err := c.resolver.Addrs(ctx)
 	if err != nil {
@@ -96,20 +107,29 @@ func (c *Client) push(ctx context.Context, chunk []engine.Metric) (sent, dropped
 			return 0, 0, err
 		}
 	}
-	var lines, pendingDrops int
+	// A too-large line grew the buffer: do not keep that much between pushes.
+	if cap(c.datagram) > 2*c.o.MaxDatagramSize {
+		c.datagram = make([]byte, 0, c.o.MaxDatagramSize)
+	}
+	var lines, noFields, tooLarge int // not yet reported
 	commit := func() {
 		sent += lines
-		dropped += pendingDrops
-		c.noFields.Add(uint64(pendingDrops))
-		lines, pendingDrops = 0, 0
+		dropped += noFields + tooLarge
+		c.noFields.Add(uint64(noFields))
+		c.tooLarge.Add(uint64(tooLarge))
+		lines, noFields, tooLarge = 0, 0, 0
 		c.datagram = c.datagram[:0]
 	}
 	for i := range chunk {
 		start := len(c.datagram)
 		c.datagram = AppendLine(c.datagram, &chunk[i])
-		n := len(c.datagram) - start
-		if n == 0 {
-			pendingDrops++
+		switch n := len(c.datagram) - start; {
+		case n == 0:
+			noFields++
+			continue
+		case n > c.o.MaxDatagramSize:
+			c.datagram = c.datagram[:start]
+			tooLarge++
 			continue
 		}
 		if lines > 0 && (lines == c.o.ChunkSize || len(c.datagram) > c.o.MaxDatagramSize) {
@@ -147,7 +167,14 @@ func (c *Client) send(addrs []netip.AddrPort, datagram []byte) error {
 		}
 	}
 	if len(errs) == len(addrs) {
-		return errors.Join(errs...)
+		err := errors.Join(errs...)
+		for _, e := range errs {
+			if !errors.Is(e, syscall.EMSGSIZE) {
+				return err
+			}
+		}
+		// Every address refused the size: a retry would too.
+		return push.Permanent(err)
 	}
 	if len(errs) > 0 {
 		c.connErrs.Add(uint64(len(errs)))
