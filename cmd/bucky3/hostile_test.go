@@ -37,6 +37,11 @@ func hostileScale() int {
 	return 1
 }
 
+// hostileWait bounds the wait for the agent to account for a flood.
+func hostileWait() time.Duration {
+	return 15 * time.Second * time.Duration(hostileScale())
+}
+
 // hostileAgent is a running agent: statsd_server and jsond_server on UDP,
 // prometheus_exporter serving the agent's own metrics.
 type hostileAgent struct {
@@ -236,7 +241,7 @@ func (h *hostileAgent) accounted(t *testing.T, module string, sent, linesPerPack
 	t.Helper()
 	var s selfMetrics
 	var got float64
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(hostileWait()); ; time.Sleep(50 * time.Millisecond) {
 		s = h.scrape(t)
 		got = s.get("bucky3_lines_received_total", "module="+module) +
 			s.get("bucky3_packets_dropped_kernel_total", "module="+module)*float64(linesPerPacket)
@@ -252,11 +257,11 @@ func (h *hostileAgent) accounted(t *testing.T, module string, sent, linesPerPack
 	return s
 }
 
-// waitFor scrapes until cond holds or 15 s pass, and returns the last
+// waitFor scrapes until cond holds or hostileWait passes, and returns the last
 // scrape.
 func (h *hostileAgent) waitFor(t *testing.T, cond func(selfMetrics) bool) selfMetrics {
 	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(hostileWait()); ; time.Sleep(50 * time.Millisecond) {
 		s := h.scrape(t)
 		if cond(s) || time.Now().After(deadline) {
 			return s
