@@ -17,3 +17,18 @@ func TestAppendAction_NoAllocs(t *testing.T) {
 		t.Fatalf("AppendAction: %v allocs per run, want 0", allocs)
 	}
 }
+
+func TestAppendActionIndex_NoAllocs(t *testing.T) {
+	e := NewEncoder("", "timestamp", "bucket")
+	buf, index := make([]byte, 0, 4096), make([]byte, 0, 256)
+	allocs := testing.AllocsPerRun(100, func() {
+		buf = buf[:0]
+		for i := range goldenMetrics {
+			index = e.AppendIndex(index[:0], &goldenMetrics[i], now)
+			buf = e.AppendActionIndex(buf, &goldenMetrics[i], now, index)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("AppendIndex + AppendActionIndex: %v allocs per run, want 0", allocs)
+	}
+}

@@ -41,12 +41,32 @@ type Options struct {
 	BucketFieldName string `toml:"bucket_field_name"`
 	// Compression is "", "gzip" or "deflate" (zlib-wrapped).
 	Compression string `toml:"compression"`
+	// MaxRequestBytes bounds a _bulk body before compression; a metric
+	// whose action alone is larger is dropped (metrics_dropped_too_large).
+	MaxRequestBytes int `toml:"max_request_bytes"`
+	// MaxIndices bounds the distinct index names of one request; the
+	// metrics of further names go to FallbackIndex, so that senders who
+	// choose buckets cannot create indices without end.
+	MaxIndices int `toml:"max_indices"`
+	// FallbackIndex receives the metrics past MaxIndices.
+	FallbackIndex string `toml:"fallback_index"`
 }
 
 // DefaultOptions returns the defaults of elasticsearch_client.
 func DefaultOptions() Options {
-	return Options{Options: push.DefaultOptions(DefaultPort), TimestampFieldName: "timestamp", BucketFieldName: "bucket"}
+	return Options{
+		Options:            push.DefaultOptions(DefaultPort),
+		TimestampFieldName: "timestamp",
+		BucketFieldName:    "bucket",
+		MaxRequestBytes:    5 << 20,
+		MaxIndices:         100,
+		FallbackIndex:      "bucky3-overflow",
+	}
 }
+
+// minRequestBytes is the smallest max_request_bytes: room for an action
+// line and a small document.
+const minRequestBytes = 1024
 
 // Validate checks o.
 func (o *Options) Validate() error {
@@ -71,7 +91,23 @@ func (o *Options) Validate() error {
 	if o.TimestampFieldName != "" && o.TimestampFieldName == o.BucketFieldName {
 		return fmt.Errorf("bucket_field_name: must differ from timestamp_field_name %q", o.TimestampFieldName)
 	}
+	switch {
+	case o.MaxRequestBytes < minRequestBytes:
+		return fmt.Errorf("max_request_bytes: must be at least %d, got %d", minRequestBytes, o.MaxRequestBytes)
+	case o.MaxIndices < 1:
+		return fmt.Errorf("max_indices: must be at least 1, got %d", o.MaxIndices)
+	case !validIndexName(o.FallbackIndex):
+		return fmt.Errorf(`fallback_index: want a lowercase index name without \ / * ? " < > | , # or spaces, not starting with - _ +, got %q`, o.FallbackIndex)
+	}
 	return nil
+}
+
+// validIndexName reports whether Elasticsearch accepts name as an index.
+func validIndexName(name string) bool {
+	if name == "" || name == "." || name == ".." || len(name) > 255 || strings.ContainsAny(name[:1], "-_+") {
+		return false
+	}
+	return !strings.ContainsAny(name, "\\/*?\"<>|,# ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 }
 
 // target is one remote_hosts entry: where to POST, and what to resolve.
@@ -136,13 +172,24 @@ type Client struct {
 	cur      *target // target of the current connection; nil: pick one
 	pickedAt time.Time
 
-	body     []byte // the NDJSON of one chunk, reused
+	body     []byte // the NDJSON of one request, reused
 	zbuf     bytes.Buffer
 	gz       *gzip.Writer
 	zl       *zlib.Writer
 	parser   fastjson.Parser
 	rejected *engine.Counter
 	docsRej  *engine.Counter
+	tooLarge *engine.Counter
+	rerouted *engine.Counter
+
+	// Index names of the current request, when they vary per metric.
+	dynamicIndex bool
+	indices      map[string]struct{}
+	index        []byte // scratch: one metric's index name
+	fallback     []byte // fallback_index, JSON-escaped
+
+	done    []bool          // per document of a request: accepted or rejected for good
+	scratch []engine.Metric // for push.Partition
 }
 
 // New returns a client for o, which must have passed Validate. It does no
@@ -164,6 +211,12 @@ func New(m engine.Module, o Options) (*Client, error) {
 		enc:      NewEncoder(o.IndexName, o.TimestampFieldName, o.BucketFieldName),
 		rejected: m.Stats.Counter("metrics_dropped_rejected"),
 		docsRej:  m.Stats.Counter("docs_rejected"),
+		tooLarge: m.Stats.Counter("metrics_dropped_too_large"),
+		rerouted: m.Stats.Counter("metrics_rerouted_fallback_index"),
+		// A static name is one index whatever the metrics.
+		dynamicIndex: o.IndexName == "" || strings.Contains(o.IndexName, "%"),
+		indices:      map[string]struct{}{},
+		fallback:     appendJSONChars(nil, o.FallbackIndex),
 	}
 	timeout := engine.Seconds(o.SocketTimeout)
 	dialer := &net.Dialer{Timeout: timeout}
@@ -212,6 +265,13 @@ func (c *Client) pick(ctx context.Context) (*target, error) {
 	return t, nil
 }
 
+// push sends one _bulk request: the actions of chunk that fit in
+// max_request_bytes; the rest stays queued for the next request of the
+// flush. An action larger than max_request_bytes alone is dropped. A 400 or
+// 413 for the request is a permanent failure (push.Run bisects the chunk);
+// other non-2xx statuses and transport errors are transient. Of a 2xx
+// response, items with status 429 or 5xx are retried, alone; other failed
+// items are dropped as rejected.
 func (c *Client) push(ctx context.Context, chunk []engine.Metric) (sent, dropped int, err error) {
 	t, err := c.pick(ctx)
 	if err != nil {
@@ -219,29 +279,83 @@ func (c *Client) push(ctx context.Context, chunk []engine.Metric) (sent, dropped
 	}
 	now := time.Now()
 	c.body = c.body[:0]
+	clear(c.indices)
+	// The request carries chunk[first:end]; chunk[:first] are too large.
+	first, end, rerouted := 0, len(chunk), 0
 	for i := range chunk {
-		c.body = c.enc.AppendAction(c.body, &chunk[i], now)
+		start := len(c.body)
+		var r bool
+		c.body, r = c.appendAction(c.body, &chunk[i], now)
+		if len(c.body) <= c.o.MaxRequestBytes {
+			if r {
+				rerouted++
+			}
+			continue
+		}
+		c.body = c.body[:start]
+		if start == 0 { // too large alone: it would never fit
+			first++
+			continue
+		}
+		end = i
+		break
 	}
-	rejected, err := c.post(ctx, t.bulk, len(chunk))
-	if err != nil {
+	c.tooLarge.Add(uint64(first))
+	if first == end {
+		return 0, first, nil
+	}
+	docs := chunk[first:end]
+	status, respBody, err := c.post(ctx, t.bulk)
+	switch {
+	case err != nil:
 		c.cur = nil
-		return 0, 0, err
+		return 0, first, err
+	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge:
+		// The content, not the cluster: a retry would fail the same way.
+		return 0, first, push.Permanent(fmt.Errorf("_bulk: %d %s: %.200s", status, http.StatusText(status), respBody))
+	case status < 200 || status > 299:
+		c.cur = nil
+		return 0, first, fmt.Errorf("_bulk: %d %s: %.200s", status, http.StatusText(status), respBody)
 	}
+	c.rerouted.Add(uint64(rerouted))
+	rejected, retry, retryStatus := c.results(respBody, len(docs))
 	c.rejected.Add(uint64(rejected))
 	c.docsRej.Add(uint64(rejected))
-	return len(chunk) - rejected, rejected, nil
+	if retry == 0 {
+		return len(docs) - rejected, first + rejected, nil
+	}
+	// Only the items that failed for now go back to the queue.
+	n, scratch := push.Partition(docs, c.done, c.scratch)
+	c.scratch = scratch
+	return n - rejected, first + rejected, fmt.Errorf("_bulk: %d of %d items failed with status %d, retrying them", retry, len(docs), retryStatus)
 }
 
-// post sends c.body and returns how many of its n documents were rejected
-// one by one.
-func (c *Client) post(ctx context.Context, url string, n int) (rejected int, err error) {
+// appendAction appends m's action. While the request has fewer than
+// max_indices index names, m keeps its own; past that, a metric with a new
+// name goes to fallback_index, and appendAction reports it rerouted.
+func (c *Client) appendAction(dst []byte, m *engine.Metric, now time.Time) (_ []byte, rerouted bool) {
+	if !c.dynamicIndex {
+		return c.enc.AppendAction(dst, m, now), false
+	}
+	c.index = c.enc.AppendIndex(c.index[:0], m, now)
+	if _, ok := c.indices[string(c.index)]; !ok {
+		if len(c.indices) >= c.o.MaxIndices {
+			return c.enc.AppendActionIndex(dst, m, now, c.fallback), true
+		}
+		c.indices[string(c.index)] = struct{}{}
+	}
+	return c.enc.AppendActionIndex(dst, m, now, c.index), false
+}
+
+// post sends c.body and returns the response status and body.
+func (c *Client) post(ctx context.Context, url string) (status int, respBody []byte, err error) {
 	body, encoding, err := c.compress()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-ndjson")
 	if encoding != "" {
@@ -249,37 +363,46 @@ func (c *Client) post(ctx context.Context, url string, n int) (rejected int, err
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	respBody, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	respBody, err = io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
-		return 0, fmt.Errorf("reading _bulk response: %w", err)
+		return 0, nil, fmt.Errorf("reading _bulk response: %w", err)
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return 0, fmt.Errorf("_bulk: %s: %.200s", resp.Status, respBody)
-	}
-	return c.countRejected(respBody, n), nil
+	return resp.StatusCode, respBody, nil
 }
 
-// countRejected reads the per-item results of a 2xx _bulk response. A body
-// that is not the documented JSON (a proxy, a stand-in server) is taken as
-// everything accepted: the status said so.
-func (c *Client) countRejected(body []byte, n int) int {
+// results reads the per-item results of a 2xx _bulk response for n
+// documents into c.done: an item with status 429 or 5xx is to be retried,
+// another failed one is rejected for good. A body that is not the
+// documented JSON (a proxy, a stand-in server) is taken as everything
+// accepted: the status said so.
+func (c *Client) results(body []byte, n int) (rejected, retry, retryStatus int) {
+	c.done = c.done[:0]
+	for range n {
+		c.done = append(c.done, true)
+	}
 	if len(body) == 0 {
-		return 0
+		return 0, 0, 0
 	}
 	v, err := c.parser.ParseBytes(body)
 	if err != nil || !v.GetBool("errors") {
-		return 0
+		return 0, 0, 0
 	}
-	rejected := 0
 	var reason string
 	for i, item := range v.GetArray("items") {
 		if i == n {
 			break
 		}
-		if s := item.GetInt("index", "status"); s >= 300 {
+		s := item.GetInt("index", "status")
+		switch {
+		case s < 300:
+		case s == http.StatusTooManyRequests || s >= 500:
+			c.done[i] = false
+			retry++
+			retryStatus = s
+		default:
 			rejected++
 			if reason == "" {
 				reason = string(item.GetStringBytes("index", "error", "reason"))
@@ -289,7 +412,7 @@ func (c *Client) countRejected(body []byte, n int) int {
 	if rejected > 0 && c.m.Log != nil {
 		c.m.Log.Warn("documents rejected", "count", rejected, "first_reason", reason)
 	}
-	return rejected
+	return rejected, retry, retryStatus
 }
 
 // compress returns the request body, compressed as configured.

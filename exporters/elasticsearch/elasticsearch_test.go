@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -45,6 +47,11 @@ type recorder struct {
 	status  []int                                    // status per request, 200 past the end
 	reject  func(doc map[string]any) bool            // per-item rejection
 	handler func(http.ResponseWriter, *http.Request) // replaces the whole behaviour
+	// itemStatus, when set, gives each item's status (201 accepted); n
+	// numbers the request from 0.
+	itemStatus func(n int, doc map[string]any) int
+	// reqStatus, when set, answers a whole request with a status (0: go on).
+	reqStatus func(docs []map[string]any) int
 }
 
 type request struct {
@@ -102,6 +109,11 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		status = r.status[n]
 	}
 	r.mu.Unlock()
+	if status == 200 && r.reqStatus != nil {
+		if s := r.reqStatus(rec.docs); s != 0 {
+			status = s
+		}
+	}
 	if status != 200 {
 		http.Error(w, "unavailable", status)
 		return
@@ -109,11 +121,18 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	var items []string
 	errors := false
 	for _, d := range rec.docs {
-		if r.reject != nil && r.reject(d) {
-			errors = true
-			items = append(items, `{"index":{"status":400,"error":{"type":"mapper_parsing_exception","reason":"bad value"}}}`)
-		} else {
+		s := 201
+		switch {
+		case r.itemStatus != nil:
+			s = r.itemStatus(n, d)
+		case r.reject != nil && r.reject(d):
+			s = 400
+		}
+		if s < 300 {
 			items = append(items, `{"index":{"status":201,"result":"created"}}`)
+		} else {
+			errors = true
+			items = append(items, fmt.Sprintf(`{"index":{"status":%d,"error":{"type":"some_exception","reason":"bad value"}}}`, s))
 		}
 	}
 	fmt.Fprintf(w, `{"took":1,"errors":%v,"items":[%s]}`, errors, strings.Join(items, ","))
@@ -319,5 +338,244 @@ func TestClient_VictoriaLogs(t *testing.T) {
 	want := map[string]string{"_time": ts.UTC().Format(time.RFC3339Nano), "_msg": "bucky_es", "host": "web 1", "v": "42.5", "msg": `say "hi"`}
 	if len(e) != 1 || fmt.Sprint(e[0]) != fmt.Sprint(want) {
 		t.Fatalf("read back %v, want %v", e, want)
+	}
+}
+
+// values returns the "v" of each document of reqs, request by request.
+func values(reqs []request) [][]int {
+	var out [][]int
+	for _, r := range reqs {
+		var vs []int
+		for _, d := range r.docs {
+			vs = append(vs, int(d["v"].(float64)))
+		}
+		out = append(out, vs)
+	}
+	return out
+}
+
+// checkCounters compares the named counters of stats with want.
+func checkCounters(t *testing.T, stats *engine.Stats, want map[string]uint64) {
+	t.Helper()
+	for name, n := range want {
+		if got := counter(stats, name); got != n {
+			t.Errorf("%s = %d, want %d", name, got, n)
+		}
+	}
+}
+
+// Per-item 429 and 5xx are retried, and only those items: accepted and
+// rejected items of the same request are not sent again.
+func TestClient_ItemsFailingForNowAreRetriedAlone(t *testing.T) {
+	rec := &recorder{itemStatus: func(n int, d map[string]any) int {
+		v := int(d["v"].(float64))
+		switch {
+		case n == 0 && v%4 == 1:
+			return 429
+		case n == 0 && v == 6:
+			return 503
+		case v == 2:
+			return 400
+		}
+		return 201
+	}}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	o := DefaultOptions()
+	o.RemoteHosts = []string{srv.URL}
+	o.FlushInterval = 0.02
+	o.MaxFlushInterval = 0.05
+	in, stats, stop := run(t, o)
+	in <- &engine.Batch{Metrics: metrics(0, 10, 0)}
+	deadline := time.Now().Add(10 * time.Second)
+	for counter(stats, "metrics_sent")+counter(stats, "metrics_dropped") < 10 {
+		if time.Now().After(deadline) {
+			t.Fatal("the batch was never delivered")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(values(rec.requests())); got != "[[0 1 2 3 4 5 6 7 8 9] [1 5 6 9]]" {
+		t.Fatalf("documents per request %s, want the 429/503 ones retried alone", got)
+	}
+	checkCounters(t, stats, map[string]uint64{"metrics_sent": 9, "metrics_dropped": 1, "metrics_dropped_rejected": 1,
+		"docs_rejected": 1, "connection_errors": 1})
+	if got := stats.Gauge("metrics_buffered").Load(); got != 0 {
+		t.Fatalf("metrics_buffered = %d, want 0", got)
+	}
+}
+
+// A 400 or 413 for a whole request is the content's fault: the chunk is
+// bisected until the document that fails is alone, which is dropped; the
+// others are delivered in the same flush, without a backoff.
+func TestClient_RequestRejectedWholeIsBisected(t *testing.T) {
+	for _, status := range []int{400, 413} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			rec := &recorder{reqStatus: func(docs []map[string]any) int {
+				for _, d := range docs {
+					if d["v"].(float64) == 5 {
+						return status
+					}
+				}
+				return 0
+			}}
+			srv := httptest.NewServer(rec)
+			defer srv.Close()
+			o := DefaultOptions()
+			o.RemoteHosts = []string{srv.URL}
+			o.ChunkSize = 8
+			in, stats, stop := run(t, o)
+			in <- &engine.Batch{Metrics: metrics(0, 12, 0)}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			var delivered []int
+			for _, r := range rec.requests() {
+				if len(r.docs) > 0 && rec.reqStatus(r.docs) == 0 {
+					delivered = append(delivered, values([]request{r})[0]...)
+				}
+			}
+			if got := fmt.Sprint(delivered); got != "[0 1 2 3 4 6 7 8 9 10 11]" {
+				t.Fatalf("delivered %s", got)
+			}
+			// 0..7 fails, 0..3 goes, 4..7 fails, 4..5 fails, 4 goes, 5 is
+			// dropped, 6..7 goes; then 8..11.
+			if n := len(rec.requests()); n != 8 {
+				t.Errorf("%d requests, want 8", n)
+			}
+			checkCounters(t, stats, map[string]uint64{"metrics_sent": 11, "metrics_dropped": 1, "metrics_dropped_rejected": 1,
+				"connection_errors": 0, "flush_errors": 0})
+		})
+	}
+}
+
+// Past max_indices distinct names in a request, metrics of new names go to
+// fallback_index, counted, not lost.
+func TestClient_MaxIndices(t *testing.T) {
+	rec := &recorder{}
+	srv := httptest.NewServer(rec)
+	defer srv.Close()
+	o := DefaultOptions()
+	o.RemoteHosts = []string{srv.URL}
+	o.MaxIndices = 3
+	o.ChunkSize = 8
+	in, stats, stop := run(t, o)
+	var ms []engine.Metric
+	for i := range 12 {
+		ms = append(ms, engine.Metric{Bucket: fmt.Sprint("b", i%5), Fields: []engine.Field{num("v", float64(i))}})
+	}
+	in <- &engine.Batch{Metrics: ms}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var got [][]string
+	for _, r := range rec.requests() {
+		var names []string
+		for _, a := range r.actions {
+			names = append(names, a["index"]["_index"])
+		}
+		got = append(got, names)
+	}
+	// Each request counts its own names: b0 b1 b2 in the first, then b3
+	// b4 b0 in the second.
+	want := "[[b0 b1 b2 bucky3-overflow bucky3-overflow b0 b1 b2] [b3 b4 b0 bucky3-overflow]]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("indices %v\nwant %s", got, want)
+	}
+	checkCounters(t, stats, map[string]uint64{"metrics_sent": 12, "metrics_dropped": 0, "metrics_rerouted_fallback_index": 3})
+}
+
+func TestOptions_ValidateLimits(t *testing.T) {
+	f := func(edit func(*Options), wantErr string) {
+		t.Helper()
+		o := DefaultOptions()
+		edit(&o)
+		err := o.Validate()
+		if (err == nil) != (wantErr == "") || err != nil && !strings.HasPrefix(err.Error(), wantErr) {
+			t.Fatalf("Validate = %v, want %q", err, wantErr)
+		}
+	}
+	f(func(o *Options) {}, "")
+	f(func(o *Options) { o.MaxRequestBytes = 1023 }, "max_request_bytes")
+	f(func(o *Options) { o.MaxIndices = 0 }, "max_indices")
+	f(func(o *Options) { o.FallbackIndex = "" }, "fallback_index")
+	f(func(o *Options) { o.FallbackIndex = "Overflow" }, "fallback_index")
+	f(func(o *Options) { o.FallbackIndex = "_x" }, "fallback_index")
+	f(func(o *Options) { o.FallbackIndex = "a,b" }, "fallback_index")
+	f(func(o *Options) { o.FallbackIndex = "metrics.overflow-1" }, "")
+}
+
+// bodyRecorder is a reverse proxy in front of a real server that records
+// the size of each request body it forwards.
+type bodyRecorder struct {
+	mu    sync.Mutex
+	sizes []int
+	proxy *httputil.ReverseProxy
+}
+
+func (b *bodyRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), 500)
+		return
+	}
+	b.mu.Lock()
+	b.sizes = append(b.sizes, len(body))
+	b.mu.Unlock()
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	b.proxy.ServeHTTP(w, r)
+}
+
+// Against VictoriaLogs: no _bulk body is above max_request_bytes, a metric
+// larger than that alone is dropped and counted, every other one is stored.
+func TestClient_VictoriaLogsMaxRequestBytes(t *testing.T) {
+	vl := backendtest.StartVictoriaLogs(t)
+	target, err := url.Parse(vl.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &bodyRecorder{proxy: httputil.NewSingleHostReverseProxy(target)}
+	proxy := httptest.NewServer(rec)
+	defer proxy.Close()
+	o := DefaultOptions()
+	o.RemoteHosts = []string{proxy.URL + "/insert/elasticsearch?_time_field=timestamp&_msg_field=bucket"}
+	o.MaxRequestBytes = 4096
+	in, stats, stop := run(t, o)
+	ts := time.Now().Add(-time.Minute).UnixMilli()
+	ms := metrics(0, 200, ts)
+	for i := range ms {
+		ms[i].Bucket = "bucky_es_budget"
+		ms[i].Timestamp = ts + int64(i)
+	}
+	huge := engine.Metric{Bucket: "bucky_es_budget", Fields: []engine.Field{{Name: "msg", Value: engine.String(strings.Repeat("z", 5000))}}, Timestamp: ts}
+	ms = append(ms[:77], append([]engine.Metric{huge}, ms[77:]...)...)
+	in <- &engine.Batch{Metrics: ms}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	checkCounters(t, stats, map[string]uint64{"metrics_received": 201, "metrics_sent": 200, "metrics_dropped": 1, "metrics_dropped_too_large": 1})
+	rec.mu.Lock()
+	sizes := append([]int(nil), rec.sizes...)
+	rec.mu.Unlock()
+	if len(sizes) < 2 {
+		t.Fatalf("%d requests for 200 metrics in 4096 bytes each", len(sizes))
+	}
+	for _, n := range sizes {
+		if n > 4096 || n == 0 {
+			t.Fatalf("request bodies of %v bytes, want 1…4096", sizes)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		e := vl.Query(t, `bucky_es_budget | stats count() as n, count_uniq(v) as u`)
+		if len(e) == 1 && e[0]["n"] == "200" && e[0]["u"] == "200" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("VictoriaLogs holds %v, want 200 distinct documents", e)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -63,10 +63,37 @@ func NewEncoder(indexName, timestampField, bucketField string) *Encoder {
 // the same as uuid.NewSHA1(uuid.NameSpaceDNS, document). It does not
 // allocate once the encoder's scratch buffers have grown.
 func (e *Encoder) AppendAction(dst []byte, m *engine.Metric, now time.Time) []byte {
-	ms := m.Timestamp
-	if ms == 0 {
-		ms = now.UnixMilli()
+	return e.appendAction(dst, m, now, nil)
+}
+
+// AppendActionIndex is AppendAction with the _index given: index is written
+// as is, so it must be JSON-escaped already (AppendIndex's output is). A
+// client uses it to send metrics to another index than their own.
+func (e *Encoder) AppendActionIndex(dst []byte, m *engine.Metric, now time.Time, index []byte) []byte {
+	if index == nil {
+		index = []byte{}
 	}
+	return e.appendAction(dst, m, now, index)
+}
+
+// AppendIndex appends m's index name, JSON-escaped, as AppendAction would
+// write it. It does not allocate when dst has room.
+func (e *Encoder) AppendIndex(dst []byte, m *engine.Metric, now time.Time) []byte {
+	return e.appendIndex(dst, m, millis(m, now))
+}
+
+// millis is m's timestamp, or now when it has none.
+func millis(m *engine.Metric, now time.Time) int64 {
+	if m.Timestamp != 0 {
+		return m.Timestamp
+	}
+	return now.UnixMilli()
+}
+
+// appendAction writes the action for m with index as its _index, or m's
+// own index name when index is nil.
+func (e *Encoder) appendAction(dst []byte, m *engine.Metric, now time.Time, index []byte) []byte {
+	ms := millis(m, now)
 	e.doc = e.appendDocument(e.doc[:0], m, ms)
 
 	e.hash = append(append(e.hash[:0], uuid.NameSpaceDNS[:]...), e.doc...)
@@ -75,7 +102,11 @@ func (e *Encoder) AppendAction(dst []byte, m *engine.Metric, now time.Time) []by
 	sum[8] = sum[8]&0x3f | 0x80 // RFC 4122 variant
 
 	dst = append(dst, `{"index":{"_index":"`...)
-	dst = e.appendIndex(dst, m, ms)
+	if index == nil {
+		dst = e.appendIndex(dst, m, ms)
+	} else {
+		dst = append(dst, index...)
+	}
 	dst = append(dst, `","_id":"`...)
 	dst = appendUUID(dst, sum[:16])
 	dst = append(dst, "\"}}\n"...)

@@ -126,3 +126,24 @@ func FuzzAppendAction(f *testing.F) {
 		}
 	})
 }
+
+// AppendIndex writes what AppendAction puts in _index; AppendActionIndex
+// with it writes the same action, and with another name changes only _index.
+func TestAppendActionIndex(t *testing.T) {
+	e := NewEncoder(`m-"%Y"`, "timestamp", "bucket")
+	m := engine.Metric{Bucket: "cpu", Fields: []engine.Field{num("v", 1)}}
+	index := e.AppendIndex(nil, &m, now)
+	if string(index) != `m-\"2024\"` {
+		t.Fatalf("AppendIndex = %s", index)
+	}
+	want := e.AppendAction(nil, &m, now)
+	if got := e.AppendActionIndex(nil, &m, now, index); !bytes.Equal(got, want) {
+		t.Fatalf("AppendActionIndex with AppendIndex's name:\n%s\nwant\n%s", got, want)
+	}
+	got := e.AppendActionIndex(nil, &m, now, []byte("other"))
+	gotIndex, gotDoc := splitAction(t, got)
+	_, wantDoc := splitAction(t, want)
+	if gotIndex != "other" || gotDoc != wantDoc {
+		t.Fatalf("AppendActionIndex(other) = %s", got)
+	}
+}
