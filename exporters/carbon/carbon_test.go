@@ -3,6 +3,7 @@ package carbon
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -255,6 +256,146 @@ func TestClient_VictoriaMetricsGraphite(t *testing.T) {
 		s := vm.WaitFor(t, fmt.Sprintf(`last_over_time({__name__=%q}[1h])`, path), 10*time.Second)
 		if len(s) != 1 || s[0].Value != want {
 			t.Fatalf("%s read back as %v, want %v", path, s, want)
+		}
+	}
+}
+
+// relay forwards TCP connections to a real server; kill closes its listener
+// and every connection both ways, as the server's death looks to a client,
+// without losing what the server already read (a SIGKILLed carbon-cache
+// would lose its unwritten cache, and exact counts with it).
+type relay struct {
+	mu    sync.Mutex
+	ln    net.Listener
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func (r *relay) start(t *testing.T, addr, target string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.ln = ln
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			r.mu.Lock()
+			r.conns = append(r.conns, in, out)
+			r.mu.Unlock()
+			r.wg.Add(1)
+			go func() {
+				defer r.wg.Done()
+				_, _ = io.Copy(out, in)
+				out.Close() // carbon reads to the end, then sees EOF
+			}()
+		}
+	}()
+	t.Cleanup(r.kill)
+}
+
+func (r *relay) kill() {
+	r.ln.Close()
+	r.mu.Lock()
+	for _, c := range r.conns {
+		c.Close()
+	}
+	r.conns = nil
+	r.mu.Unlock()
+	r.wg.Wait()
+}
+
+// Against carbon-cache, which goes away mid-run and comes back: every
+// metric produced is sent, dropped by reason or still queued, and carbon
+// stores exactly the ones counted as sent.
+func TestClient_CarbonGoneAndBack(t *testing.T) {
+	srv := backendtest.StartCarbon(t)
+	addr := freeAddr(t)
+	var r relay
+	r.start(t, addr, srv.Addr)
+	o := DefaultOptions()
+	o.RemoteHosts = []string{addr}
+	o.FlushInterval = 0.02
+	o.MaxFlushInterval = 0.1
+	o.ChunkSize = 10
+	o.BufferLimit = 100
+	in, stats, stop := run(t, o)
+	sent, dropped, full := stats.Counter("metrics_sent"), stats.Counter("metrics_dropped"), stats.Counter("metrics_dropped_buffer_full")
+	buffered, connErrs := stats.Gauge("metrics_buffered"), stats.Counter("connection_errors")
+	balanced := func(produced int) {
+		t.Helper()
+		if s, d, b := sent.Load(), dropped.Load(), buffered.Load(); s+d+uint64(b) != uint64(produced) {
+			t.Fatalf("sent %d + dropped %d + buffered %d != produced %d", s, d, b, produced)
+		}
+	}
+	// One path, one point per metric, each at its own second of the last
+	// hour (the 1 s archive): the whisper file counts what carbon stored.
+	t0 := time.Now().Add(-20 * time.Minute).Truncate(time.Second)
+	batch := func(first, n int) *engine.Batch {
+		b := &engine.Batch{}
+		for i := first; i < first+n; i++ {
+			b.Metrics = append(b.Metrics, engine.Metric{Bucket: "bucky_gone", Fields: []engine.Field{num("v", float64(i))}, Timestamp: t0.Add(time.Duration(i) * time.Second).UnixMilli()})
+		}
+		return b
+	}
+	stored := func(want int) []backendtest.Point {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			p := srv.Fetch(t, "bucky_gone.v", t0.Add(-time.Second), t0.Add(10*time.Minute))
+			if len(p) == want {
+				return p
+			}
+			if len(p) > want || time.Now().After(deadline) {
+				t.Fatalf("carbon stored %d points, want %d", len(p), want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	in <- batch(0, 30)
+	waitUntil(t, "an empty queue", func() bool { return sent.Load() == 30 && buffered.Load() == 0 })
+	stored(30)
+	balanced(30)
+
+	r.kill()
+	for i := range 16 {
+		in <- batch(30+10*i, 10)
+	}
+	waitUntil(t, "failed pushes", func() bool { return connErrs.Load() >= 3 })
+	waitUntil(t, "all batches queued", func() bool { return stats.Counter("metrics_received").Load() == 190 })
+	if got := full.Load(); got != 60 {
+		t.Fatalf("metrics_dropped_buffer_full = %d, want 60", got)
+	}
+	balanced(190)
+
+	r.start(t, addr, srv.Addr)
+	waitUntil(t, "the backlog", func() bool { return buffered.Load() == 0 })
+	in <- batch(190, 5)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	balanced(195)
+	if sent.Load() != 135 || dropped.Load() != 60 || full.Load() != 60 {
+		t.Fatalf("sent %d dropped %d (buffer_full %d), want 135 and 60 (60)", sent.Load(), dropped.Load(), full.Load())
+	}
+	// 0..29 before, the newest 100 of 30..189 kept through the trim, 190..194.
+	points := stored(135)
+	for _, p := range points {
+		i := int(p.Time.Sub(t0) / time.Second)
+		if float64(i) != p.Value || i >= 30 && i < 90 {
+			t.Fatalf("carbon holds %v at %v: not a metric counted as sent", p.Value, p.Time)
 		}
 	}
 }
