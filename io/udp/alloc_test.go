@@ -4,6 +4,7 @@ package udp
 
 import (
 	"compress/zlib"
+	"os"
 	"testing"
 	"time"
 )
@@ -29,6 +30,44 @@ func TestListener_ZeroAllocs(t *testing.T) {
 		// Counts every allocation of the process: sender, poller and reader.
 		if allocs := testing.AllocsPerRun(200, roundTrip); allocs != 0 {
 			t.Fatalf("batch wait %v: %v allocations per datagram, want 0", wait, allocs)
+		}
+	}
+}
+
+// TestListener_UnixZeroAllocs: the unix socket's path, with and without
+// origin detection (whose cache answers after the first datagram).
+func TestListener_UnixZeroAllocs(t *testing.T) {
+	for _, origin := range []bool{false, true} {
+		path := socketPath(t)
+		got := make(chan int)
+		cfg := Config{Socket: path, OriginDetection: origin}
+		if origin {
+			cfg.ProcRoot = t.TempDir()
+			writeCgroup(t, cfg.ProcRoot, os.Getpid(), "0::/docker/"+id1+"\n")
+			startOrigin(t, cfg, func(int) func([]byte, string) {
+				return func(p []byte, id string) {
+					if id != id1 {
+						panic("container id " + id)
+					}
+					got <- len(p)
+				}
+			})
+		} else {
+			start(t, cfg, func(int) func([]byte) { return func(p []byte) { got <- len(p) } })
+		}
+		conn := dialUnix(t, path)
+		msg := []byte("requests:1|c|#path:/")
+		roundTrip := func() {
+			if _, err := conn.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			if n := <-got; n != len(msg) {
+				t.Fatalf("received %d bytes, want %d", n, len(msg))
+			}
+		}
+		roundTrip()
+		if allocs := testing.AllocsPerRun(200, roundTrip); allocs != 0 {
+			t.Fatalf("origin detection %v: %v allocations per datagram, want 0", origin, allocs)
 		}
 	}
 }

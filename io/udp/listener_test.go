@@ -355,6 +355,11 @@ func TestListen_Failure(t *testing.T) {
 	f(Config{Addr: "127.0.0.1:0", ReceiveBuffer: -1})
 	f(Config{Addr: "127.0.0.1:0", BatchWait: -time.Millisecond})
 	f(Config{Addr: "192.0.2.1:0"}) // not a local address
+	f(Config{})                    // neither an address nor a socket
+	f(Config{Socket: "/nonexistent-dir/s.sock"})
+	f(Config{Socket: "@x", SocketReaders: -1})
+	f(Config{Socket: "@x", SocketMode: os.ModeSetuid | 0o660})
+	f(Config{Socket: "/" + strings.Repeat("x", 200)}) // longer than sun_path
 
 	// A port held by a socket without SO_REUSEPORT cannot be shared.
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -712,6 +717,30 @@ func TestServerOptions_Validate(t *testing.T) {
 	f(0.5, 500*time.Millisecond)
 }
 
+// TestServerOptions_Socket: the unix socket's options reach the Config;
+// with local_socket, local_host may be empty.
+func TestServerOptions_Socket(t *testing.T) {
+	f := func(host, socket, mode string, origin bool, want Config) {
+		t.Helper()
+		o := DefaultServerOptions(host, false)
+		o.LocalSocket, o.OriginDetection = socket, origin
+		if mode != "" {
+			o.SocketMode = mode
+		}
+		if err := o.Validate(); err != nil {
+			t.Fatalf("%q %q %q %v: %v", host, socket, mode, origin, err)
+		}
+		c := o.Config()
+		if c.Addr != want.Addr || c.Socket != want.Socket || c.SocketMode != want.SocketMode || c.OriginDetection != want.OriginDetection {
+			t.Fatalf("Config() = %+v, want %+v", c, want)
+		}
+	}
+	f("127.0.0.1:8125", "", "", false, Config{Addr: "127.0.0.1:8125", SocketMode: 0o660})
+	f("", "/run/bucky3/statsd.sock", "", true, Config{Socket: "/run/bucky3/statsd.sock", SocketMode: 0o660, OriginDetection: true})
+	f(":8125", "/s.sock", "600", false, Config{Addr: ":8125", Socket: "/s.sock", SocketMode: 0o600})
+	f("", "@abstract", "0777", false, Config{Socket: "@abstract", SocketMode: 0o777})
+}
+
 func TestServerOptions_Validate_Failure(t *testing.T) {
 	f := func(option string, change func(o *ServerOptions)) {
 		t.Helper()
@@ -722,6 +751,11 @@ func TestServerOptions_Validate_Failure(t *testing.T) {
 		}
 	}
 	f("local_host", func(o *ServerOptions) { o.LocalHost = "" })
+	f("socket_mode", func(o *ServerOptions) { o.SocketMode = "0668" })
+	f("socket_mode", func(o *ServerOptions) { o.SocketMode = "1777" })
+	f("socket_mode", func(o *ServerOptions) { o.SocketMode = "0" })
+	f("socket_mode", func(o *ServerOptions) { o.SocketMode = "rw-rw----" })
+	f("origin_detection", func(o *ServerOptions) { o.OriginDetection = true })
 	f("batch_size", func(o *ServerOptions) { o.BatchSize = 0 })
 	f("batch_wait", func(o *ServerOptions) { o.BatchWait = -0.001 })
 	f("batch_wait", func(o *ServerOptions) { o.BatchWait = 0.51 })

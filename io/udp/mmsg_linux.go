@@ -16,23 +16,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// This file holds the package's only use of unsafe: recv and meminfo pass
-// addresses to raw syscalls, each converted to uintptr in the call's
-// argument list, which keeps its referent alive and in place for the call
-// (unsafe.Pointer rule 4). msgs reaches its iovecs and buffers through
-// typed pointers, which the garbage collector sees.
+// This file holds the package's only use of unsafe: recv, recvUnix and
+// meminfo pass addresses to raw syscalls, each converted to uintptr in the
+// call's argument list, which keeps its referent alive and in place for
+// the call (unsafe.Pointer rule 4). msgs reaches its iovecs, buffers and
+// control buffers through typed pointers, which the garbage collector sees.
 
 // reader drains one socket. Its batch is preallocated: msgs[i] points at
 // buf[i*size:(i+1)*size], and recvmmsg fills as many as are queued.
 type reader struct {
 	// Without BatchWait the reader reads conn through the runtime poller
 	// (rc); with it, fd, a duplicate of the socket the poller does not watch.
-	conn *net.UDPConn
+	conn socket
 	rc   syscall.RawConn
 	fd   int // -1 without BatchWait
 	size int
 	buf  []byte
 	msgs []unix.Mmsghdr
+
+	// A unix socket's reader with origin detection: msgs[i]'s control
+	// data goes to ctrl[i*credSpace:], whose pids origins resolves.
+	ctrl    []byte
+	origins *origins
 
 	// readCost is what the kernel charged for the datagrams read since
 	// drainedAt (the previous wait), which gives the rate; woke is set
@@ -58,15 +63,22 @@ type reader struct {
 	lastDrops      uint32
 	readsUnsampled int
 
-	packets, bytes, truncated, dropped, panics atomic.Uint64
-	panicLog                                   *panicLog
+	packets, bytes, truncated, dropped, panics, originLookups atomic.Uint64
+	panicLog                                                  *panicLog
 }
 
-func newReader(conn *net.UDPConn, cfg *Config, closed <-chan struct{}, wake int, pl *panicLog) (*reader, error) {
+// socket is what a reader needs of its *net.UDPConn or *net.UnixConn.
+type socket interface {
+	SyscallConn() (syscall.RawConn, error)
+	Close() error
+}
+
+func newReader(conn socket, cfg *Config, closed <-chan struct{}, wake int, pl *panicLog) (*reader, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
+	_, isUnix := conn.(*net.UnixConn)
 	batch, size := cfg.BatchSize, cfg.MaxPacketSize
 	r := &reader{
 		conn:     conn,
@@ -91,6 +103,17 @@ func newReader(conn *net.UDPConn, cfg *Config, closed <-chan struct{}, wake int,
 		r.msgs[i].Hdr.SetIovlen(1)
 	}
 	r.recvFn = r.recv
+	if isUnix {
+		r.recvFn = r.recvUnix
+		if cfg.OriginDetection {
+			r.ctrl = make([]byte, batch*credSpace)
+			for i := range r.msgs {
+				r.msgs[i].Hdr.Control = &r.ctrl[i*credSpace]
+			}
+			r.origins = newOrigins(cfg.ProcRoot)
+		}
+		return r, nil
+	}
 	var serr error
 	var drops bool
 	err = rc.Control(func(fd uintptr) {
@@ -148,13 +171,35 @@ func (r *reader) recv(fd uintptr) bool {
 	return true
 }
 
+// recvUnix is recv for a unix socket, which has no drop count to sample.
+// With origin detection, each message's control buffer is reset first:
+// the kernel writes back the length it used.
+func (r *reader) recvUnix(fd uintptr) bool {
+	if r.ctrl != nil {
+		for i := range r.msgs {
+			r.msgs[i].Hdr.SetControllen(credSpace)
+		}
+	}
+	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd,
+		uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(len(r.msgs)), unix.MSG_DONTWAIT, 0, 0)
+	if errno == unix.EAGAIN {
+		return false
+	}
+	r.n, r.errno = int(n), errno
+	if errno != 0 {
+		r.n = 0
+	}
+	return true
+}
+
 // sampleEvery bounds the reads between two readings of the drop count on
 // a socket that never drains.
 const sampleEvery = 64
 
-// run reads batches and calls h for each datagram until the socket is
-// closed; with BatchWait, it waits (waitMore) after a read that drained it.
-func (r *reader) run(h func(packet []byte)) error {
+// run reads batches and calls h for each datagram, or originH with its
+// container id when it is set, until the socket is closed; with BatchWait,
+// it waits (waitMore) after a read that drained it.
+func (r *reader) run(h func(packet []byte), originH func(packet []byte, containerID string)) error {
 	if r.fd >= 0 {
 		defer r.close()
 		r.drainedAt = time.Now()
@@ -183,7 +228,11 @@ func (r *reader) run(h func(packet []byte)) error {
 		default:
 			return fmt.Errorf("udp: recvmmsg: %w", r.errno)
 		}
-		r.deliver(h)
+		if originH != nil {
+			r.deliverOrigin(originH)
+		} else {
+			r.deliver(h)
+		}
 		r.sinceWait += r.n
 		if r.wait > 0 && r.n < len(r.msgs) {
 			if err := r.waitMore(); err != nil {
@@ -233,6 +282,49 @@ func (r *reader) deliverFrom(h func(packet []byte), i int) (next int) {
 		packets++
 		bytes += uint64(m.Len)
 		h(r.buf[off:end:end])
+	}
+	return r.n
+}
+
+// deliverOrigin is deliver for a reader with origin detection: h also
+// gets the container id of each datagram's sender.
+func (r *reader) deliverOrigin(h func(packet []byte, containerID string)) {
+	now := int64(time.Since(r.origins.epoch)) // one clock read per batch
+	for i := 0; i < r.n; {
+		i = r.deliverOriginFrom(h, i, now)
+	}
+}
+
+// deliverOriginFrom is deliverFrom with origins, for a unix socket.
+func (r *reader) deliverOriginFrom(h func(packet []byte, containerID string), i int, now int64) (next int) {
+	var packets, bytes, truncated uint64
+	lookups := r.origins.lookups
+	defer func() {
+		r.packets.Add(packets)
+		r.bytes.Add(bytes)
+		if truncated > 0 {
+			r.truncated.Add(truncated)
+		}
+		if n := r.origins.lookups - lookups; n > 0 {
+			r.originLookups.Add(n)
+		}
+		if v := recover(); v != nil {
+			r.recovered(i, v)
+			next = i + 1
+		}
+	}()
+	for ; i < r.n; i++ {
+		m := &r.msgs[i]
+		if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
+			truncated++
+			continue
+		}
+		ctrl := r.ctrl[i*credSpace : i*credSpace+min(int(m.Hdr.Controllen), credSpace)]
+		id := r.origins.lookup(credPID(ctrl), now)
+		off, end := i*r.size, i*r.size+int(m.Len)
+		packets++
+		bytes += uint64(m.Len)
+		h(r.buf[off:end:end], id)
 	}
 	return r.n
 }

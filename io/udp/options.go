@@ -3,6 +3,8 @@ package udp
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 
 	"github.com/bucky3/bucky3/engine"
 )
@@ -19,8 +21,17 @@ const (
 // ServerOptions are the socket options of the UDP source modules
 // (statsd_server, jsond_server), decoded from their TOML tables.
 type ServerOptions struct {
-	// LocalHost is the UDP address to listen on, IPv4 or IPv6.
+	// LocalHost is the UDP address to listen on, IPv4 or IPv6; "" means
+	// none, and then LocalSocket is needed.
 	LocalHost string `toml:"local_host"`
+	// LocalSocket is the path of a unix datagram socket to listen on
+	// ("@name": abstract); "" means none.
+	LocalSocket string `toml:"local_socket"`
+	// SocketMode is the permission of LocalSocket's file, in octal.
+	SocketMode string `toml:"socket_mode"`
+	// OriginDetection finds the container of each sender to LocalSocket
+	// (Config.OriginDetection), for the source to tag its metrics with.
+	OriginDetection bool `toml:"origin_detection"`
 	// Readers is the number of SO_REUSEPORT sockets, each with its own
 	// reader goroutine; 0 means one per CPU.
 	Readers int `toml:"readers"`
@@ -44,6 +55,7 @@ type ServerOptions struct {
 func DefaultServerOptions(localHost string, tryDecompress bool) ServerOptions {
 	return ServerOptions{
 		LocalHost:            localHost,
+		SocketMode:           "0660",
 		BatchSize:            DefaultBatchSize,
 		MaxPacketSize:        DefaultMaxPacketSize,
 		ReceiveBuffer:        DefaultReceiveBuffer,
@@ -55,8 +67,14 @@ func DefaultServerOptions(localHost string, tryDecompress bool) ServerOptions {
 
 // Validate checks the options; errors name the option at fault.
 func (o *ServerOptions) Validate() error {
-	if o.LocalHost == "" {
-		return errors.New("local_host: must not be empty")
+	if o.LocalHost == "" && o.LocalSocket == "" {
+		return errors.New("local_host: must not be empty without local_socket")
+	}
+	if _, err := o.socketMode(); err != nil {
+		return err
+	}
+	if o.OriginDetection && o.LocalSocket == "" {
+		return errors.New("origin_detection: needs local_socket")
 	}
 	checks := []struct {
 		name     string
@@ -80,14 +98,28 @@ func (o *ServerOptions) Validate() error {
 	return nil
 }
 
-// Config returns the listener configuration of the options.
+// socketMode parses socket_mode: octal, permission bits only, as chmod
+// takes it ("0660", "660").
+func (o *ServerOptions) socketMode() (os.FileMode, error) {
+	m, err := strconv.ParseUint(o.SocketMode, 8, 32)
+	if err != nil || m == 0 || m > 0o777 {
+		return 0, fmt.Errorf("socket_mode: must be octal permissions in [1, 777] such as \"0660\", got %q", o.SocketMode)
+	}
+	return os.FileMode(m), nil
+}
+
+// Config returns the listener configuration of valid options.
 func (o *ServerOptions) Config() Config {
+	mode, _ := o.socketMode()
 	return Config{
-		Addr:          o.LocalHost,
-		Readers:       o.Readers,
-		BatchSize:     o.BatchSize,
-		MaxPacketSize: o.MaxPacketSize,
-		ReceiveBuffer: o.ReceiveBuffer,
-		BatchWait:     engine.Seconds(o.BatchWait),
+		Addr:            o.LocalHost,
+		Socket:          o.LocalSocket,
+		SocketMode:      mode,
+		OriginDetection: o.OriginDetection,
+		Readers:         o.Readers,
+		BatchSize:       o.BatchSize,
+		MaxPacketSize:   o.MaxPacketSize,
+		ReceiveBuffer:   o.ReceiveBuffer,
+		BatchWait:       engine.Seconds(o.BatchWait),
 	}
 }
