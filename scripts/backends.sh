@@ -15,6 +15,10 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=$REPO/.cache/backends
 VLOGS_VERSION=v1.52.1
+# The Debian victoria-metrics predates OTLP ingestion: otlp_client's tests
+# run this release, built into its own directory so that the Debian binary
+# stays the default one on PATH.
+VMOTLP_VERSION=v1.136.23
 
 export DEBIAN_FRONTEND=noninteractive
 
@@ -159,6 +163,18 @@ install_victorialogs() {
 	summary victoria-logs "$state" "$(elapsed "$t")" "$VLOGS_VERSION $bin"
 }
 
+install_victoriametrics_otlp() {
+	local t state=present bin=$CACHE/otlp/bin/victoria-metrics
+	t=$(now)
+	if [ ! -x "$bin" ] || ! go version -m "$bin" 2>/dev/null | grep -q "VictoriaMetrics[[:space:]]*$VMOTLP_VERSION"; then
+		mkdir -p "$CACHE/otlp/bin"
+		CGO_ENABLED=0 GOBIN=$CACHE/otlp/bin GOFLAGS=-buildvcs=false \
+			go install "github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics@$VMOTLP_VERSION"
+		state=installed
+	fi
+	summary vm-otlp "$state" "$(elapsed "$t")" "$VMOTLP_VERSION $bin"
+}
+
 cmd_install() {
 	if [ "$(id -u)" != 0 ]; then
 		echo "backends.sh install: must run as root" >&2
@@ -177,6 +193,7 @@ cmd_install() {
 	install_carbon
 	install_journal
 	install_victorialogs
+	install_victoriametrics_otlp
 	summary total "" "$(elapsed "$t")" ""
 }
 

@@ -84,7 +84,7 @@ func (e *Encoder) Add(m *engine.Metric, nowMs int64, first, limit int) (next, ad
 			return i, added
 		}
 		f := &m.Fields[i]
-		if !isSample(f.Value) {
+		if !IsSample(f.Value) {
 			continue
 		}
 		start := len(e.arena)

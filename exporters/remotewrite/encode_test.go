@@ -281,7 +281,7 @@ func FuzzEncoder(f *testing.F) {
 		}
 		wantN := 0
 		for _, fl := range m.Fields {
-			if isSample(fl.Value) {
+			if IsSample(fl.Value) {
 				wantN++
 			}
 		}

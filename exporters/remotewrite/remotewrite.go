@@ -195,7 +195,7 @@ func (c *Client) send(ctx context.Context) (rejected bool, err error) {
 // become samples, and how many are not (strings, booleans, null, NaN, ±Inf).
 func CountFields(m *engine.Metric) (numeric, other int) {
 	for i := range m.Fields {
-		if isSample(m.Fields[i].Value) {
+		if IsSample(m.Fields[i].Value) {
 			numeric++
 		} else {
 			other++
@@ -204,6 +204,7 @@ func CountFields(m *engine.Metric) (numeric, other int) {
 	return numeric, other
 }
 
-func isSample(v engine.Value) bool {
+// IsSample reports whether v becomes a sample: a finite number.
+func IsSample(v engine.Value) bool {
 	return v.Kind == engine.KindNumber && !math.IsNaN(v.Num) && !math.IsInf(v.Num, 0)
 }

@@ -66,26 +66,27 @@ func StartPrometheusReceiver(t testing.TB) *Receiver {
 // Kill loses what it took in the last seconds.
 func StartVictoriaMetricsReceiver(t testing.TB) *Receiver {
 	t.Helper()
-	return startVM(t, "victoria-metrics", findBinary(t, "victoria-metrics"), false)
+	return startVM(t, "victoria-metrics", findBinary(t, "victoria-metrics"))
 }
 
 // StartVictoriaMetricsOTLP starts the pinned VictoriaMetrics release that
 // scripts/backends.sh installs under VMOTLPDir. It ingests OTLP/HTTP
-// metrics (OTLPURL, protobuf, optionally gzip) and remote write, and keeps
-// metric names and attribute keys as sent. Data it ingested is on disk
-// within a second (-inmemoryDataFlushInterval=1s), so it survives Kill.
+// metrics (OTLPURL, protobuf, optionally gzip) and remote write, keeps
+// metric names and attribute keys as sent, and adds the labels scope.name
+// and scope.version. Like the Debian one, it may lose what it took in the
+// last seconds to Kill.
 func StartVictoriaMetricsOTLP(t testing.TB) *Receiver {
 	t.Helper()
 	bin := filepath.Join(repoRoot(), VMOTLPDir, "victoria-metrics")
 	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
 		t.Fatalf(installHint, bin)
 	}
-	r := startVM(t, "victoria-metrics-otlp", bin, true)
+	r := startVM(t, "victoria-metrics-otlp", bin)
 	r.OTLPURL = r.URL + "/opentelemetry/v1/metrics"
 	return r
 }
 
-func startVM(t testing.TB, name, bin string, pinned bool) *Receiver {
+func startVM(t testing.TB, name, bin string) *Receiver {
 	t.Helper()
 	port := FreePort(t)
 	r := &Receiver{
@@ -101,9 +102,6 @@ func startVM(t testing.TB, name, bin string, pinned bool) *Receiver {
 		},
 		ready: "/health",
 		flush: true,
-	}
-	if pinned {
-		r.args = append(r.args, "-inmemoryDataFlushInterval=1s")
 	}
 	r.WriteURL = r.URL + "/api/v1/write"
 	r.Start(t)

@@ -1,0 +1,243 @@
+package otlp
+
+import (
+	"slices"
+
+	"github.com/VictoriaMetrics/easyproto"
+	"github.com/bucky3/bucky3/engine"
+	"github.com/bucky3/bucky3/exporters/remotewrite"
+)
+
+// Field numbers of the OTLP messages used (opentelemetry/proto/collector/
+// metrics/v1/metrics_service.proto, metrics/v1/metrics.proto,
+// resource/v1/resource.proto, common/v1/common.proto, OTLP 1.x).
+const (
+	requestResourceMetrics = 1 // ExportMetricsServiceRequest.resource_metrics
+
+	resourceMetricsResource = 1 // ResourceMetrics.resource
+	resourceMetricsScope    = 2 // ResourceMetrics.scope_metrics
+	resourceAttributes      = 1 // Resource.attributes
+
+	scopeMetricsScope   = 1 // ScopeMetrics.scope
+	scopeMetricsMetrics = 2 // ScopeMetrics.metrics
+	scopeName           = 1 // InstrumentationScope.name
+
+	metricName  = 1 // Metric.name
+	metricGauge = 5 // Metric.gauge
+	metricSum   = 7 // Metric.sum
+
+	dataPoints        = 1 // Gauge.data_points, Sum.data_points
+	sumTemporality    = 2 // Sum.aggregation_temporality
+	sumMonotonic      = 3 // Sum.is_monotonic
+	temporalityDelta  = 1 // AggregationTemporality DELTA
+	pointTimeUnixNano = 3 // NumberDataPoint.time_unix_nano (fixed64)
+	pointAsDouble     = 4 // NumberDataPoint.as_double
+	pointAttributes   = 7 // NumberDataPoint.attributes
+	keyValueKey       = 1 // KeyValue.key
+	keyValueValue     = 2 // KeyValue.value
+	anyValueString    = 1 // AnyValue.string_value
+
+	partialSuccess        = 1 // ExportMetricsServiceResponse.partial_success
+	partialRejectedPoints = 1 // ExportMetricsPartialSuccess.rejected_data_points
+	partialErrorMessage   = 2 // ExportMetricsPartialSuccess.error_message
+)
+
+// ScopeName is the name of the instrumentation scope of every metric.
+const ScopeName = "bucky3"
+
+// CounterField is the field of a counter bucket sent as a delta sum.
+const CounterField = "count"
+
+// Encoder builds OTLP ExportMetricsServiceRequest messages (uncompressed
+// protobuf). Each finite numeric field of a metric becomes one Metric
+// named <bucket>_<field> with one data point: a delta, monotonic Sum for
+// the count field of a counter bucket, a Gauge otherwise. The tags named
+// as resource attributes describe the resource; the other tags are the
+// data point's attributes. Consecutive metrics with the same resource
+// share one ResourceMetrics.
+//
+// Once its buffers have grown it does not allocate. An Encoder is not
+// safe for concurrent use.
+type Encoder struct {
+	resourceKeys   []string // sorted
+	counterBuckets []string
+
+	m      easyproto.Marshaler
+	root   *easyproto.MessageMarshaler
+	scope  *easyproto.MessageMarshaler // ScopeMetrics of the open ResourceMetrics
+	res    []string                    // its resource values, "" for absent
+	points int
+	arena  []byte
+}
+
+// NewEncoder returns an encoder that lifts the tags named in
+// resourceKeys into the resource and sends the count field of the buckets
+// in counterBuckets as delta sums.
+func NewEncoder(resourceKeys, counterBuckets []string) *Encoder {
+	keys := slices.Clone(resourceKeys)
+	slices.Sort(keys)
+	return &Encoder{resourceKeys: slices.Compact(keys), counterBuckets: counterBuckets}
+}
+
+// Reset starts a new, empty request.
+func (e *Encoder) Reset() {
+	e.m.Reset()
+	e.root, e.scope = nil, nil
+	e.points = 0
+}
+
+// Points returns the number of data points added since Reset.
+func (e *Encoder) Points() int { return e.points }
+
+// Add adds a metric per finite numeric field of m and returns how many it
+// added. Strings, booleans, null and non-finite numbers are skipped. The
+// data point's time is m's timestamp, or nowNs (Unix nanoseconds) when m
+// has none (or one before 1970, which OTLP cannot carry).
+func (e *Encoder) Add(m *engine.Metric, nowNs uint64) (added int) {
+	ts := nowNs
+	if m.Timestamp > 0 {
+		ts = uint64(m.Timestamp) * 1e6
+	}
+	counter := slices.Contains(e.counterBuckets, m.Bucket)
+	for i := range m.Fields {
+		f := &m.Fields[i]
+		if !remotewrite.IsSample(f.Value) {
+			continue
+		}
+		if e.scope == nil || !e.sameResource(m.Tags) {
+			e.openResource(m.Tags)
+		}
+		metric := e.scope.AppendMessage(scopeMetricsMetrics)
+		e.arena = remotewrite.AppendMetricName(e.arena[:0], m.Bucket, f.Name)
+		metric.AppendBytes(metricName, e.arena)
+		var point *easyproto.MessageMarshaler
+		if counter && f.Name == CounterField {
+			sum := metric.AppendMessage(metricSum)
+			point = sum.AppendMessage(dataPoints)
+			e.appendPoint(point, m.Tags, ts, f.Value.Num)
+			sum.AppendInt32(sumTemporality, temporalityDelta)
+			sum.AppendBool(sumMonotonic, true)
+		} else {
+			point = metric.AppendMessage(metricGauge).AppendMessage(dataPoints)
+			e.appendPoint(point, m.Tags, ts, f.Value.Num)
+		}
+		e.points++
+		added++
+	}
+	return added
+}
+
+// appendPoint writes a NumberDataPoint. Its scalars go first: easyproto
+// wants a message's first field appended before another message is made.
+func (e *Encoder) appendPoint(point *easyproto.MessageMarshaler, tags []engine.Tag, ts uint64, v float64) {
+	point.AppendFixed64(pointTimeUnixNano, ts)
+	point.AppendDouble(pointAsDouble, v)
+	for _, t := range tags {
+		if t.Value != "" && !e.isResourceKey(t.Key) {
+			e.appendKeyValue(point, pointAttributes, t.Key, t.Value)
+		}
+	}
+}
+
+func (e *Encoder) appendKeyValue(mm *easyproto.MessageMarshaler, field uint32, key, value string) {
+	kv := mm.AppendMessage(field)
+	e.arena = remotewrite.AppendLabelValue(e.arena[:0], key)
+	kv.AppendBytes(keyValueKey, e.arena)
+	e.arena = remotewrite.AppendLabelValue(e.arena[:0], value)
+	kv.AppendMessage(keyValueValue).AppendBytes(anyValueString, e.arena)
+}
+
+func (e *Encoder) isResourceKey(key string) bool {
+	_, ok := slices.BinarySearch(e.resourceKeys, key)
+	return ok
+}
+
+// sameResource reports whether tags give the open resource.
+func (e *Encoder) sameResource(tags []engine.Tag) bool {
+	for i, k := range e.resourceKeys {
+		if v := tagValue(tags, k); v != e.res[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// openResource starts a ResourceMetrics for the resource of tags, with
+// its one ScopeMetrics.
+func (e *Encoder) openResource(tags []engine.Tag) {
+	if e.root == nil {
+		e.root = e.m.MessageMarshaler()
+	}
+	e.res = e.res[:0]
+	rm := e.root.AppendMessage(requestResourceMetrics)
+	res := rm.AppendMessage(resourceMetricsResource)
+	for _, k := range e.resourceKeys {
+		v := tagValue(tags, k)
+		e.res = append(e.res, v)
+		if v != "" {
+			e.appendKeyValue(res, resourceAttributes, k, v)
+		}
+	}
+	e.scope = rm.AppendMessage(resourceMetricsScope)
+	e.scope.AppendMessage(scopeMetricsScope).AppendString(scopeName, ScopeName)
+}
+
+// tagValue returns the value of the tag key of the sorted tags, "" when
+// absent.
+func tagValue(tags []engine.Tag, key string) string {
+	i, ok := slices.BinarySearchFunc(tags, key, func(t engine.Tag, k string) int {
+		switch {
+		case t.Key < k:
+			return -1
+		case t.Key > k:
+			return 1
+		}
+		return 0
+	})
+	if !ok {
+		return ""
+	}
+	return tags[i].Value
+}
+
+// AppendRequest appends the request built since Reset, as protobuf, to
+// dst. It does not allocate when dst has room.
+func (e *Encoder) AppendRequest(dst []byte) []byte {
+	if e.root == nil {
+		return dst
+	}
+	return e.m.Marshal(dst)
+}
+
+// parseResponse reads an ExportMetricsServiceResponse: how many data
+// points a partial success rejected, and why. A body it cannot read (a
+// proxy's page, JSON) counts as full success: the status said so.
+func parseResponse(b []byte) (rejected int64, message string) {
+	var fc easyproto.FieldContext
+	for len(b) > 0 {
+		var err error
+		if b, err = fc.NextField(b); err != nil {
+			return 0, ""
+		}
+		if fc.FieldNum != partialSuccess {
+			continue
+		}
+		ps, ok := fc.MessageData()
+		if !ok {
+			return 0, ""
+		}
+		var pc easyproto.FieldContext
+		for len(ps) > 0 {
+			if ps, err = pc.NextField(ps); err != nil {
+				return 0, ""
+			}
+			switch pc.FieldNum {
+			case partialRejectedPoints:
+				rejected, _ = pc.Int64()
+			case partialErrorMessage:
+				message, _ = pc.String()
+			}
+		}
+	}
+	return rejected, message
+}
