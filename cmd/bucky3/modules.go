@@ -11,7 +11,9 @@ import (
 	"github.com/bucky3/bucky3/exporters/debug"
 	"github.com/bucky3/bucky3/exporters/elasticsearch"
 	"github.com/bucky3/bucky3/exporters/influxdb"
+	"github.com/bucky3/bucky3/exporters/otlp"
 	"github.com/bucky3/bucky3/exporters/prometheus"
+	"github.com/bucky3/bucky3/exporters/remotewrite"
 )
 
 // moduleTypes maps each module_type to its package.
@@ -25,5 +27,7 @@ var moduleTypes = []engine.Type{
 	engine.DestinationType("influxdb_client", influxdb.DefaultOptions, influxdb.New),
 	engine.DestinationType("elasticsearch_client", elasticsearch.DefaultOptions, elasticsearch.New),
 	engine.DestinationType("carbon_client", carbon.DefaultOptions, carbon.New),
+	engine.DestinationType("remote_write_client", remotewrite.DefaultOptions, remotewrite.New),
+	engine.DestinationType("otlp_client", otlp.DefaultOptions, otlp.New),
 	engine.DestinationType("debug_output", debug.DefaultOptions, debug.New),
 }
