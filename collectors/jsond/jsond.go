@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/bucky3/bucky3/collectors/internal/udpsource"
 	"github.com/bucky3/bucky3/engine"
@@ -184,9 +184,9 @@ func (s *Server) handler(int) func(packet []byte) {
 }
 
 // The sizes metricBytes counts besides the strings' bytes.
-const (
-	metricSize = int(unsafe.Sizeof(engine.Metric{}))
-	fieldSize  = int(unsafe.Sizeof(engine.Field{}))
+var (
+	metricSize = int(reflect.TypeFor[engine.Metric]().Size())
+	fieldSize  = int(reflect.TypeFor[engine.Field]().Size())
 )
 
 // metricBytes estimates the memory a metric built by metric holds: its

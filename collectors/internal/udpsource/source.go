@@ -126,8 +126,8 @@ func (s *Source) Run(ctx context.Context, l Loop) error {
 		return err
 	}
 	if got := ln.ReceiveBuffer(); got < s.o.ReceiveBuffer {
-		s.m.Log.Warn("kernel capped the receive buffer; raise net.core.rmem_max or run with CAP_NET_ADMIN",
-			"requested", s.o.ReceiveBuffer, "effective", got)
+		s.m.Log.Warn("kernel capped the receive buffer; raise it with sysctl net.core.rmem_max (the package ships /usr/lib/sysctl.d/60-bucky3.conf)",
+			"requested", s.o.ReceiveBuffer, "effective", got, "sysctl", fmt.Sprintf("net.core.rmem_max=%d", s.o.ReceiveBuffer))
 	}
 	s.m.Log.Info("listening", "addr", ln.Addr().String(), "readers", Readers(s.o.Readers), "receive_buffer", ln.ReceiveBuffer())
 	s.ready() // every socket is bound: Listen binds them all
