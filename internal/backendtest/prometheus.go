@@ -2,9 +2,7 @@ package backendtest
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -32,29 +30,7 @@ type Prometheus struct {
 // 5 s whatever the interval: use WaitFor, not Query, for the first sample.
 func StartPrometheus(t testing.TB, target string) *Prometheus {
 	t.Helper()
-	bin := findBinary(t, "prometheus")
-	dir := t.TempDir()
-	port := FreePort(t)
-	config := filepath.Join(dir, "prometheus.yml")
-	writeFile(t, config, fmt.Sprintf(`global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: target
-    metrics_path: /metrics
-    static_configs:
-      - targets: [%q]
-`, target))
-	p := &Prometheus{URL: "http://" + hostPort(port)}
-	proc := startProcess(t, "prometheus", bin, nil,
-		"--config.file="+config,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+hostPort(port),
-		"--log.level=warn",
-	)
-	proc.waitReady(t, httpReady(p.URL+"/-/ready", 200))
-	return p
+	return StartPrometheusJobs(t, ScrapeJob{Target: target})
 }
 
 // Query runs an instant query at the current time.
