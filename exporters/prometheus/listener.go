@@ -1,8 +1,11 @@
 package prometheus
 
 import (
+	"errors"
 	"net"
+	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/bucky3/bucky3/engine"
 )
@@ -38,11 +41,26 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
-// limitedConn gives its slot back on its first Close.
+// limitedConn gives its slot back on its first Close. After a write
+// timeout every further write fails at once: otherwise TLS's close_notify
+// at Close would wait up to 5 s more on a client that stopped reading,
+// holding the slot past write_timeout.
 type limitedConn struct {
 	net.Conn
-	once sync.Once
-	open *engine.Gauge
+	once     sync.Once
+	open     *engine.Gauge
+	timedOut atomic.Bool
+}
+
+func (c *limitedConn) Write(b []byte) (int, error) {
+	if c.timedOut.Load() {
+		return 0, os.ErrDeadlineExceeded
+	}
+	n, err := c.Conn.Write(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.timedOut.Store(true)
+	}
+	return n, err
 }
 
 func (c *limitedConn) Close() error {

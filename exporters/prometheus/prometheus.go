@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/exporter-toolkit/web"
+
 	"github.com/bucky3/bucky3/engine"
 )
 
@@ -55,6 +57,10 @@ type Options struct {
 	// SelfMetrics appends the agent's own metrics (every module's
 	// counters, build info, Go runtime and process) to the page.
 	SelfMetrics bool `toml:"self_metrics"`
+	// WebConfigFile is the path of a Prometheus web configuration file
+	// (exporter-toolkit's, as node_exporter's --web.config.file): TLS,
+	// basic auth, headers. "" serves plain HTTP to anyone.
+	WebConfigFile string `toml:"web_config_file"`
 }
 
 // maxHeaderBytes bounds a request's header: a scrape sends a few hundred
@@ -112,6 +118,19 @@ func (o *Options) Validate() error {
 		if err := engine.CheckSeconds(t.name, t.v, 0); err != nil {
 			return err
 		}
+	}
+	return validateWebConfig(o.WebConfigFile)
+}
+
+// validateWebConfig loads the web configuration file at path, its
+// certificates and password hashes, so a mistake is a config error at
+// startup rather than a module failing to serve.
+func validateWebConfig(path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := web.Validate(path); err != nil {
+		return fmt.Errorf("web_config_file %q: %w", path, err)
 	}
 	return nil
 }
@@ -202,6 +221,10 @@ func (e *Exporter) Run(ctx context.Context, in <-chan *engine.Batch) error {
 	if e.self != nil {
 		e.reservedOnce.Do(func() { e.store.setReserved(e.self.reserved()) })
 	}
+	// Certificates may have changed since the config was validated.
+	if err := validateWebConfig(e.opts.WebConfigFile); err != nil {
+		return err
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", e.opts.LocalHost)
 	if err != nil {
@@ -228,7 +251,7 @@ func (e *Exporter) Run(ctx context.Context, in <-chan *engine.Batch) error {
 	var serveErr error
 	served := make(chan struct{})
 	go func() {
-		serveErr = srv.Serve(ln)
+		serveErr = e.serve(srv, ln)
 		close(served)
 	}()
 
@@ -259,6 +282,20 @@ func (e *Exporter) Run(ctx context.Context, in <-chan *engine.Batch) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// serve serves srv on ln, through exporter-toolkit when web_config_file is
+// set: it wraps the handler with basic auth and serves TLS on ln, keeping
+// srv's timeouts and header limit and ln's connection cap (the TLS
+// handshake is bounded by the read and write timeouts). srv.Shutdown and
+// srv.Close work the same either way.
+func (e *Exporter) serve(srv *http.Server, ln net.Listener) error {
+	if e.opts.WebConfigFile == "" {
+		return srv.Serve(ln)
+	}
+	// web.Serve leaves ln open when it fails before serving.
+	defer ln.Close()
+	return web.Serve(ln, srv, &web.FlagConfig{WebConfigFile: &e.opts.WebConfigFile}, e.log)
 }
 
 // drain shuts srv down, letting scrapes in flight finish for up to
