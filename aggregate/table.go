@@ -195,6 +195,9 @@ func New(o Options) (*Table, error) {
 // they would have started a series beyond MaxSeries.
 func (t *Table) SeriesDropped() uint64 { return t.dropped.Load() }
 
+// Series returns how many series the table holds in the current interval.
+func (t *Table) Series() int64 { return t.live.Load() }
+
 // MemoryDropped returns how many samples were dropped since New because
 // they would have started a series while Options.Memory was tight.
 func (t *Table) MemoryDropped() uint64 { return t.droppedMemory.Load() }

@@ -26,6 +26,7 @@ type counters struct {
 	metricsDropped, seriesDropped     *engine.Counter
 	memoryDropped                     *engine.Counter
 	timersSampled, setsEstimated      *engine.Counter
+	series                            *engine.Gauge
 }
 
 func newCounters(s *engine.Stats, packets *udpsource.Counters) counters {
@@ -40,6 +41,7 @@ func newCounters(s *engine.Stats, packets *udpsource.Counters) counters {
 		memoryDropped:  s.Counter("metrics_dropped_memory_limit"),
 		timersSampled:  s.Counter("timer_samples_sampled"),
 		setsEstimated:  s.Counter("set_members_estimated"),
+		series:         s.Gauge("series"),
 	}
 	for _, r := range parse.StatsDReasons() {
 		c.invalidBy[r] = s.Counter("lines_invalid_" + r.String())
@@ -100,6 +102,7 @@ func (p *tableCounts) publish(t *aggregate.Table, c *counters) {
 	add(&p.memory, t.MemoryDropped(), c.memoryDropped, c.metricsDropped)
 	add(&p.sampled, t.TimersSampled(), c.timersSampled)
 	add(&p.estimated, t.SetsEstimated(), c.setsEstimated)
+	c.series.Set(t.Series())
 }
 
 func (s *Server) flush(table *aggregate.Table, out engine.Emitter) {

@@ -344,6 +344,12 @@ func TestServer_MaxSeries(t *testing.T) {
 		}
 	}
 	r.waitLines(t, 1000)
+	// The series gauge follows the table within a second.
+	for deadline := time.Now().Add(10 * time.Second); r.stats.Gauge("series").Load() != 100; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("series gauge = %d, want 100", r.stats.Gauge("series").Load())
+		}
+	}
 	ms := r.stop(t)
 	if len(ms) != 100 {
 		t.Fatalf("want 100 series, got %d", len(ms))
