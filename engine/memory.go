@@ -39,8 +39,8 @@ func NewMemory(limit uint64) *Memory {
 	return &Memory{limit: limit}
 }
 
-// Tight reports whether the Go-managed memory passed 90% of the budget at
-// the last sample. It costs one atomic load.
+// Tight reports whether the memory in use passed 90% of the budget at the
+// last sample. It costs one atomic load.
 func (m *Memory) Tight() bool { return m != nil && m.tight.Load() }
 
 // Limit returns the budget in bytes, 0 when there is none.
@@ -51,7 +51,7 @@ func (m *Memory) Limit() uint64 {
 	return m.limit
 }
 
-// Used returns the Go-managed memory at the last sample, in bytes.
+// Used returns the memory in use at the last sample, in bytes.
 func (m *Memory) Used() uint64 {
 	if m == nil {
 		return 0
@@ -73,17 +73,20 @@ func (m *Memory) run(ctx context.Context) {
 	}
 	previous := debug.SetMemoryLimit(int64(min(m.limit, 1<<62)))
 	defer debug.SetMemoryLimit(previous)
-	// What the soft limit counts: all memory the runtime maps, less what
-	// it has returned to the OS.
+	// Memory in use: all the runtime maps, less what it has returned to
+	// the OS and the free pages it keeps for reuse (which the soft limit
+	// makes it return when needed). Counting those would keep the budget
+	// tight long after a burst was collected.
 	samples := []metrics.Sample{
 		{Name: "/memory/classes/total:bytes"},
 		{Name: "/memory/classes/heap/released:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
 	}
 	t := time.NewTicker(memoryCheckEvery)
 	defer t.Stop()
 	for {
 		metrics.Read(samples)
-		m.set(samples[0].Value.Uint64() - samples[1].Value.Uint64())
+		m.set(samples[0].Value.Uint64() - samples[1].Value.Uint64() - samples[2].Value.Uint64())
 		select {
 		case <-ctx.Done():
 			return
