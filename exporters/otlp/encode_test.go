@@ -190,7 +190,7 @@ func TestParseResponse(t *testing.T) {
 func FuzzEncoder(f *testing.F) {
 	f.Add("stats_counters", "count", "host", "a", "name", "req", 1.5, int64(1700000000123))
 	f.Add("9m.x", "", "host", "\xff", "a.b", "", math.NaN(), int64(0))
-	f.Add("", "v", "a-b", "1", "host", "2", -0.0, int64(-1))
+	f.Add("", "v", "a-b", "1", "host", "2", math.Copysign(0, -1), int64(-1))
 	f.Fuzz(func(t *testing.T, bucket, field, k1, v1, k2, v2 string, n float64, ts int64) {
 		e := NewEncoder([]string{"host"}, []string{"stats_counters"})
 		m := engine.Metric{Bucket: bucket, Tags: engine.SortTags([]engine.Tag{tag(k1, v1), tag(k2, v2)}), Timestamp: ts,

@@ -258,7 +258,7 @@ var (
 func FuzzEncoder(f *testing.F) {
 	f.Add("system_cpu", "user", "host", "a", "name", "cpu0", 1.5, int64(1700000000123), 1)
 	f.Add("9m.x", "", "__name__", "\xff", "a.b", "", math.NaN(), int64(0), 0)
-	f.Add("", "v", "a-b", "1", "a.b", "2", -0.0, int64(-1), 2)
+	f.Add("", "v", "a-b", "1", "a.b", "2", math.Copysign(0, -1), int64(-1), 2)
 	f.Fuzz(func(t *testing.T, bucket, field, k1, v1, k2, v2 string, n float64, ts int64, limit int) {
 		limit = 1 + min(max(limit, 0), 3)
 		tags := []engine.Tag{tag(k1, v1), tag(k2, v2)}

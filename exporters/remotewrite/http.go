@@ -194,7 +194,7 @@ func NewEndpoint(o *HTTPOptions, socketTimeout float64, header http.Header) (*En
 		TLSHandshakeTimeout: timeout,
 		MaxIdleConnsPerHost: 1,
 		IdleConnTimeout:     push.ReresolveInterval,
-		ForceAttemptHTTP2:   tlsConfig != nil,
+		ForceAttemptHTTP2:   true,
 	}
 	e.http = &http.Client{
 		Transport: e.tr,
