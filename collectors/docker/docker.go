@@ -250,8 +250,14 @@ func (s *Stats) inspectAll(ctx context.Context, cli *client.Client, list []conta
 	return answers
 }
 
-// inspect fills a with what the daemon says about container id.
+// inspect fills a with what the daemon says about container id. It runs
+// on a worker goroutine: a panic costs this container's metrics only.
 func (s *Stats) inspect(ctx context.Context, cli *client.Client, id string, sizing bool, a *inspected) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.err = fmt.Errorf("inspect panicked: %v", p)
+		}
+	}()
 	cctx, cancel := context.WithTimeout(ctx, s.deadline())
 	a.info, a.err = cli.ContainerInspect(cctx, id)
 	cancel()

@@ -1,6 +1,7 @@
 package linux
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -25,6 +26,11 @@ func (s *Stats) startStatfs(path string) *statfsCall {
 	statfs := s.statfs
 	go func() {
 		defer close(c.done)
+		defer func() {
+			if p := recover(); p != nil { // the mount is skipped, the agent goes on
+				c.err = fmt.Errorf("statfs panicked: %v", p)
+			}
+		}()
 		c.err = statfs(path, &c.st)
 	}()
 	return c
