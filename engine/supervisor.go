@@ -177,6 +177,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	if !waitUntil(&srcWG, deadline) {
 		result = firstErr(result, ErrAbandoned)
 	}
+	// A last self report, after the sources' final flush, so that the
+	// destinations' final push carries the counts up to the end.
+	for _, r := range append(a.sources[:len(a.sources):len(a.sources)], a.destinations...) {
+		if r.report > 0 {
+			a.emitReport(r, time.Now())
+		}
+	}
 	a.router.close(a.inboxes)
 	if !waitUntil(&destWG, deadline) {
 		result = firstErr(result, ErrAbandoned)
@@ -328,16 +335,22 @@ func (a *Agent) selfReport(ctx context.Context, r *runner) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			b := &Batch{Source: r.name, Metrics: []Metric{selfReport(r.name, r.stats, now)}}
-			if r.source != nil {
-				r.emitter.Emit(b)
-				continue
-			}
-			a.router.mu.RLock()
-			if !a.router.closed {
-				r.inbox.offer(b)
-			}
-			a.router.mu.RUnlock()
+			a.emitReport(r, now)
 		}
 	}
+}
+
+// emitReport sends r's self report: a source's down its pipeline, a
+// destination's into its own inbox.
+func (a *Agent) emitReport(r *runner, now time.Time) {
+	b := &Batch{Source: r.name, Metrics: []Metric{selfReport(r.name, r.stats, now)}}
+	if r.source != nil {
+		r.emitter.Emit(b)
+		return
+	}
+	a.router.mu.RLock()
+	if !a.router.closed {
+		r.inbox.offer(b)
+	}
+	a.router.mu.RUnlock()
 }

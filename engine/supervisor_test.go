@@ -288,8 +288,36 @@ module_type = "rec"
 				}
 			}
 		}
-		if reports["src"] != 2 || reports["out"] != 2 {
-			t.Fatalf("want 2 reports each in 25 s at 10 s, got %v", reports)
+		if reports["src"] != 3 || reports["out"] != 3 {
+			t.Fatalf("want 2 reports each in 25 s at 10 s and a last one at shutdown, got %v", reports)
+		}
+	})
+}
+
+// The last self report follows the sources' final flush, and the
+// destinations' final push carries it.
+func TestAgent_LastSelfReportCountsTheFinalFlush(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		a, _ := agent(t, "self_report = true\nself_report_interval = 3600\n"+basic, func(ctx context.Context, out engine.Emitter) error {
+			<-ctx.Done()
+			out.Emit(&engine.Batch{Metrics: []engine.Metric{counterMetric(1), counterMetric(2), counterMetric(3)}})
+			return nil
+		}, rec)
+		stop := runAgent(a)
+		time.Sleep(time.Minute)
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		var reports []float64
+		for _, m := range rec.metrics() {
+			if name, _ := m.Tag("name"); m.Bucket == engine.SelfReportBucket && name == "src" {
+				v, _ := m.Field("metrics_produced")
+				reports = append(reports, v.Num)
+			}
+		}
+		if len(reports) != 1 || reports[0] != 3 {
+			t.Fatalf("want one report of the 3 metrics of the final flush, got %v", reports)
 		}
 	})
 }
