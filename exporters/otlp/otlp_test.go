@@ -305,3 +305,31 @@ func TestOptions_Failure(t *testing.T) {
 	f(func(o *Options) { o.MaxFlushInterval = math.Inf(1) }, "max_flush_interval: ")
 	f(func(o *Options) { o.BearerToken, o.BasicAuthUsername = "t", "u" }, "bearer_token: ")
 }
+
+// TestConfig loads the options the way the agent does: from TOML, through
+// the registry's checks.
+func TestConfig(t *testing.T) {
+	types := []engine.Type{engine.DestinationType("otlp_client", DefaultOptions, New)}
+	f := func(body, wantErr string) {
+		t.Helper()
+		_, err := engine.Parse([]byte("[o]\nmodule_type = \"otlp_client\"\n"+body), types, func(string) (string, bool) { return "", false })
+		switch {
+		case wantErr == "" && err != nil:
+			t.Fatalf("%s: %v", body, err)
+		case wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)):
+			t.Fatalf("%s: error %v, want one containing %q", body, err, wantErr)
+		}
+	}
+	f(`url = "http://collector:4318/v1/metrics"
+compression = ""
+resource_attributes = ["host", "env"]
+counter_buckets = ["counters"]
+headers = { "api-key" = "k" }
+timeout = 3
+`, "")
+	f(`url = "http://collector:4318/v1/metrics"
+compression = "zstd"`, "compression")
+	f(`url = "http://collector:4318/v1/metrics"
+resource_attributes = "host"`, "resource_attributes")
+	f(`compression = "gzip"`, "url")
+}
