@@ -1,5 +1,6 @@
 // Package backendtest starts the real servers that bucky3's destinations and
-// sources talk to — Prometheus, InfluxDB 1.x, VictoriaMetrics, Graphite carbon,
+// sources talk to — Prometheus (also as a remote-write receiver), InfluxDB 1.x,
+// VictoriaMetrics (also as a remote-write and OTLP receiver), Graphite carbon,
 // VictoriaLogs (the Elasticsearch _bulk stand-in) and systemd-journal-remote —
 // for one test at a time, and reads back what they stored.
 //
