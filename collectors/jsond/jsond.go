@@ -57,6 +57,10 @@ func (o *Options) Validate() error {
 	if err := udpsource.ValidateOptions(&o.ServerOptions); err != nil {
 		return err
 	}
+	if o.OriginDetection {
+		// Only statsd_server tags metrics with the sender's container.
+		return errors.New("origin_detection: not supported by jsond_server, only by statsd_server")
+	}
 	if o.Bucket == "" {
 		return errors.New("bucket: must not be empty")
 	}

@@ -195,6 +195,15 @@ func TestOptions_Validate(t *testing.T) {
 	f(func(o *jsond.Options) { o.TimestampWindow = 0 }, "timestamp_window: must be at least 0.001 s, got 0")
 	f(func(o *jsond.Options) { o.BatchWait = 0.0001 }, "batch_wait: must be at least 0.001 s")
 	f(func(o *jsond.Options) { o.LocalHost = "" }, "local_host")
+	f(func(o *jsond.Options) { o.LocalSocket, o.OriginDetection = "/run/bucky3/jsond.sock", true },
+		"origin_detection: not supported by jsond_server")
+	f(func(o *jsond.Options) { o.LocalHost, o.LocalSocket, o.OriginDetection = "", "@jsond", true },
+		"origin_detection: not supported by jsond_server")
+	socket := jsond.DefaultOptions()
+	socket.LocalSocket = "/run/bucky3/jsond.sock"
+	if err := socket.Validate(); err != nil {
+		t.Fatalf("local_socket without origin_detection: %v", err)
+	}
 	ok := jsond.DefaultOptions()
 	ok.TimestampWindow, ok.BatchWait = 0.5, 0
 	if err := ok.Validate(); err != nil {

@@ -89,3 +89,34 @@ func TestReader_Allocs(t *testing.T) {
 	}
 	f("zlib datagram", true, known, z.Bytes(), func(*reader) {})
 }
+
+// TestReader_OriginAllocs: handleOrigin, for a unix socket with
+// origin_detection, reuses its copy of the datagram: no allocation once
+// the container's series exist.
+func TestReader_OriginAllocs(t *testing.T) {
+	o := DefaultOptions()
+	o.Readers = 1
+	srv, err := New(engine.Module{Name: "t", Log: slog.New(slog.DiscardHandler), Stats: engine.NewStats()}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	table, err := aggregate.New(tableOptions(srv.o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := (&readerSet{server: srv, table: table}).newReader()
+	packet := []byte("api_requests:1|c|@0.5|#env:prod,host:web-01\nqueue_depth:-2|g|#env:prod\nusers:alice|s|#env:prod\n")
+	cid := string(bytes.Repeat([]byte("c"), 64))
+	for range 2 {
+		r.handleOrigin(bytes.Clone(packet), cid)
+		table.Flush(time.Now())
+	}
+	r.handleOrigin(bytes.Clone(packet), cid)
+	buf := bytes.Clone(packet)
+	if allocs := testing.AllocsPerRun(100, func() { r.handleOrigin(append(buf[:0], packet...), cid) }); allocs != 0 {
+		t.Errorf("%v allocations per datagram", allocs)
+	}
+	if srv.counters.invalid.Load() != 0 || len(table.Flush(time.Now())) != 3 {
+		t.Fatal("the lines were not aggregated as 3 series")
+	}
+}

@@ -6,16 +6,23 @@ import (
 	"github.com/bucky3/bucky3/aggregate"
 	"github.com/bucky3/bucky3/collectors/internal/udpsource"
 	"github.com/bucky3/bucky3/engine"
+	"github.com/bucky3/bucky3/io/tcp"
 	"github.com/bucky3/bucky3/io/udp"
 )
 
+// TCPOptions are the options of statsd_server's TCP listener (local_tcp,
+// max_connections, idle_timeout). The alias gives the embedded field a
+// name of its own beside udp.ServerOptions, with the keys still flat.
+type TCPOptions = tcp.ServerOptions
+
 // Options are the statsd_server options: the socket options of
-// udp.ServerOptions, the aggregation options of aggregate.Options
-// (buckets, percentile_thresholds, histograms, max_series,
-// add_timestamps) and the parser's.
+// udp.ServerOptions and tcp.ServerOptions, the aggregation options of
+// aggregate.Options (buckets, percentile_thresholds, histograms,
+// max_series, add_timestamps) and the parser's.
 type Options struct {
 	engine.SourceOptions
 	udp.ServerOptions
+	TCPOptions
 	aggregate.Options
 
 	// MaxTags is the most tags one line may carry.
@@ -39,6 +46,7 @@ func DefaultOptions() Options {
 	return Options{
 		SourceOptions:    engine.DefaultSourceOptions(),
 		ServerOptions:    udp.DefaultServerOptions("0.0.0.0:8125", false),
+		TCPOptions:       tcp.DefaultServerOptions(""),
 		Options:          aggregate.DefaultOptions(),
 		MaxTags:          64,
 		MaxNameLength:    256,
@@ -51,6 +59,9 @@ func DefaultOptions() Options {
 // Validate checks the options; errors name the option at fault.
 func (o *Options) Validate() error {
 	if err := udpsource.ValidateOptions(&o.ServerOptions); err != nil {
+		return err
+	}
+	if err := o.TCPOptions.Validate(); err != nil {
 		return err
 	}
 	if err := o.Options.Validate(); err != nil {

@@ -1,6 +1,7 @@
 package statsd
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -51,13 +52,16 @@ func newCounters(s *engine.Stats, packets *udpsource.Counters) counters {
 
 // New returns a statsd_server module; it does no I/O until Run.
 func New(m engine.Module, o Options) (*Server, error) {
-	src := udpsource.New(m, o.ServerOptions)
+	src := udpsource.New(m, o.ServerOptions).WithTCP(o.TCPOptions)
 	return &Server{m: m, o: o, src: src, counters: newCounters(m.Stats, src.Counters())}, nil
 }
 
 // Addr waits for Run to bind and returns the bound address (tests listen
-// on port 0).
+// on port 0): UDP's, or the unix socket's without UDP.
 func (s *Server) Addr(ctx context.Context) (string, error) { return s.src.Addr(ctx) }
+
+// Addrs waits for Run to bind and returns every bound address.
+func (s *Server) Addrs(ctx context.Context) (udpsource.Addrs, error) { return s.src.Addrs(ctx) }
 
 // Run listens, aggregates and flushes every flush_interval until ctx is
 // cancelled; then it stops reading and flushes once more.
@@ -74,11 +78,13 @@ func (s *Server) Run(ctx context.Context, out engine.Emitter) error {
 	var last tableCounts
 	flushEvery := engine.Seconds(s.o.FlushInterval)
 	return s.src.Run(ctx, udpsource.Loop{
-		Handler:    readers.handler,
-		FirstFlush: flushEvery + s.o.StartupDelay(),
-		FlushEvery: flushEvery,
-		Flush:      func() { s.flush(table, out) },
-		Publish:    func() { last.publish(table, &s.counters) },
+		Handler:       readers.handler,
+		OriginHandler: readers.originHandler,
+		TCPHandler:    readers.lineHandler,
+		FirstFlush:    flushEvery + s.o.StartupDelay(),
+		FlushEvery:    flushEvery,
+		Flush:         func() { s.flush(table, out) },
+		Publish:       func() { last.publish(table, &s.counters) },
 	})
 }
 
@@ -119,10 +125,26 @@ func (s *Server) flush(table *aggregate.Table, out engine.Emitter) {
 // order (bench/RESULTS.md, Round 7).
 func tableOptions(o Options) aggregate.Options {
 	t := o.Options
-	if udpsource.Readers(o.Readers) == 1 {
+	if writers(o) == 1 {
 		t.Stripes = 1
 	}
 	return t
+}
+
+// writers returns how many goroutines may write the table at once: the
+// UDP readers, the unix socket's reader and a TCP connection per slot.
+func writers(o Options) int {
+	n := 0
+	if o.LocalHost != "" {
+		n += udpsource.Readers(o.Readers)
+	}
+	if o.LocalSocket != "" {
+		n++ // io/udp's one reader of the socket (Config.SocketReaders)
+	}
+	if o.LocalTCP != "" {
+		n += o.MaxConnections
+	}
+	return n
 }
 
 // readerSet builds the per-reader state: a decoder, a parser, a table
@@ -136,6 +158,21 @@ type readerSet struct {
 }
 
 func (rs *readerSet) handler(int) func(packet []byte) { return rs.newReader().handle }
+
+// originHandler is handler when origin_detection is on: io/udp passes
+// the UDP readers "" as the container id, and handleOrigin then does what
+// handle does.
+func (rs *readerSet) originHandler(int) func(packet []byte, containerID string) {
+	return rs.newReader().handleOrigin
+}
+
+// lineHandler gives a TCP connection slot its reader: each read of whole
+// lines is handled as a datagram, never inflated.
+func (rs *readerSet) lineHandler(int) func(lines []byte) {
+	r := rs.newReader()
+	r.decoder = rs.server.src.NewLineDecoder()
+	return r.handle
+}
 
 func (rs *readerSet) newReader() *reader {
 	s := rs.server
@@ -179,6 +216,9 @@ type reader struct {
 	nowMs           int64
 	lines, bareTags uint64
 	sample          parse.Sample
+	// withOrigin is handleOrigin's copy of a datagram with the container
+	// field added, reused.
+	withOrigin []byte
 }
 
 // handle is the reader's function for each datagram: it looks the lines
@@ -188,6 +228,75 @@ func (r *reader) handle(packet []byte) {
 	if !ok {
 		return
 	}
+	r.add(packet)
+}
+
+// handleOrigin is handle for a datagram from the container containerID
+// ("" for none): each line without a container field of its own gets
+// "|c:<containerID>", which the parser turns into the tag container_id by
+// the rules of a field the sender wrote. The memo then keeps the
+// container in the line's shape, so the same line from two containers
+// feeds two series.
+func (r *reader) handleOrigin(packet []byte, containerID string) {
+	packet, ok := r.decoder.Decode(packet)
+	if !ok {
+		return
+	}
+	if containerID != "" {
+		r.withOrigin = appendOrigin(r.withOrigin[:0], packet, containerID)
+		packet = r.withOrigin
+	}
+	r.add(packet)
+}
+
+// appendOrigin appends the lines of packet to dst, each followed by a
+// newline and with "|c:<containerID>" inserted right after its type. A
+// container field of the line comes later and wins (the parser keeps the
+// last one), so does a container_id tag. Lines that are no metric
+// (events, service checks, no ':' before a '|') are copied unchanged.
+func appendOrigin(dst, packet []byte, containerID string) []byte {
+	for {
+		line, rest := parse.NextLine(packet)
+		if len(line) == 0 {
+			return dst
+		}
+		packet = rest
+		at := typeEnd(line)
+		if at < 0 {
+			dst = append(dst, line...)
+		} else {
+			dst = append(dst, line[:at]...)
+			dst = append(dst, "|c:"...)
+			dst = append(dst, containerID...)
+			dst = append(dst, line[at:]...)
+		}
+		dst = append(dst, '\n')
+	}
+}
+
+// typeEnd returns the end of a metric line's type field ("name:values|type"),
+// or -1 when line is no metric.
+func typeEnd(line []byte) int {
+	if bytes.HasPrefix(line, []byte("_e{")) || bytes.HasPrefix(line, []byte("_sc|")) || bytes.HasPrefix(line, []byte("sc|")) {
+		return -1
+	}
+	colon := bytes.IndexByte(line, ':')
+	if colon < 0 {
+		return -1
+	}
+	bar := bytes.IndexByte(line[colon:], '|')
+	if bar < 0 {
+		return -1
+	}
+	typ := colon + bar + 1
+	if end := bytes.IndexByte(line[typ:], '|'); end >= 0 {
+		return typ + end
+	}
+	return len(line)
+}
+
+// add aggregates the lines of a decoded datagram.
+func (r *reader) add(packet []byte) {
 	r.parser.Reset()
 	r.nowMs, r.lines, r.bareTags = 0, 0, 0
 	for len(packet) > 0 {

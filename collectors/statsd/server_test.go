@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bucky3/bucky3/collectors/internal/udpsource"
 	"github.com/bucky3/bucky3/collectors/statsd"
 	"github.com/bucky3/bucky3/engine"
 	"github.com/bucky3/bucky3/engine/enginetest"
@@ -23,7 +24,8 @@ type running struct {
 	srv    *statsd.Server
 	stats  *engine.Stats
 	rec    *enginetest.Recorder
-	conn   net.Conn
+	addrs  udpsource.Addrs
+	conn   net.Conn // to addrs.UDP; nil without UDP
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -52,17 +54,20 @@ func start(t *testing.T, configure func(*statsd.Options)) *running {
 	go func() { r.done <- srv.Run(ctx, r.rec) }()
 	addrCtx, cancelAddr := context.WithTimeout(ctx, 10*time.Second)
 	defer cancelAddr()
-	addr, err := srv.Addr(addrCtx)
+	r.addrs, err = srv.Addrs(addrCtx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.conn, err = net.Dial("udp", addr)
-	if err != nil {
-		t.Fatal(err)
+	if r.addrs.UDP != "" {
+		if r.conn, err = net.Dial("udp", r.addrs.UDP); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() {
 		cancel()
-		r.conn.Close()
+		if r.conn != nil {
+			r.conn.Close()
+		}
 	})
 	return r
 }
@@ -430,4 +435,8 @@ func TestOptions_Validate(t *testing.T) {
 	}
 	f(func(o *statsd.Options) { o.PercentileThresholds = []float64{101} }, "percentile_thresholds")
 	f(func(o *statsd.Options) { o.LocalHost = "" }, "local_host")
+	f(func(o *statsd.Options) { o.OriginDetection = true }, "origin_detection: needs local_socket")
+	f(func(o *statsd.Options) { o.SocketMode = "0999" }, "socket_mode")
+	f(func(o *statsd.Options) { o.LocalTCP, o.MaxConnections = "127.0.0.1:8125", 0 }, "max_connections: must be in [1, 65536], got 0")
+	f(func(o *statsd.Options) { o.IdleTimeout = 0 }, "idle_timeout")
 }
