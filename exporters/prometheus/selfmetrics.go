@@ -76,10 +76,10 @@ func mapStat(kind engine.ModuleKind, v engine.StatValue) selfSample {
 		r, ok := strings.CutPrefix(name, prefix+"_")
 		return r, ok && r != ""
 	}
-	switch {
-	case name == "values_not_finite":
+	switch name {
+	case "values_not_finite":
 		return selfSample{family: "bucky3_metrics_dropped_total", reason: "not_finite"}
-	case name == "packets_dropped_kernel":
+	case "packets_dropped_kernel":
 		return selfSample{family: "bucky3_packets_dropped_kernel_total"}
 	}
 	if r, ok := reasonOf("packets_dropped"); ok {

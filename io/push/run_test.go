@@ -490,7 +490,9 @@ func TestRun_TransientFailureWhileBisecting(t *testing.T) {
 				h.c.Sent.Load(), h.c.Dropped.Load(), h.c.Buffered.Load(), h.c.ConnectionErrors.Load())
 		}
 		h.cancel()
-		<-h.done
+		if err := <-h.done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run returned %v after cancel, want context.Canceled", err)
+		}
 		h.checkBalance()
 	})
 }

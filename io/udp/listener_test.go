@@ -785,7 +785,7 @@ func TestListener_HandlerPanics(t *testing.T) {
 					}
 					if bytes.HasPrefix(p, []byte("panic")) {
 						var m map[string]int
-						m[string(p)]++ // a nil map write: a real runtime panic
+						m[string(p)]++ //nolint:staticcheck // a nil map write: a real runtime panic
 					}
 					delivered = append(delivered, string(p))
 				}
