@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -18,10 +19,16 @@ import (
 const python = "/usr/bin/python3"
 
 // Carbon is a running Graphite carbon-cache writing whisper files with
-// retentions 1s:1h,10s:1d (averaged, xFilesFactor 0).
+// retentions 1s:1h,10s:1d (averaged, xFilesFactor 0). Stop and Start restart
+// it; they must be called from the test's goroutine.
 type Carbon struct {
 	Addr       string // 127.0.0.1:PORT, plaintext line receiver (TCP)
 	WhisperDir string // root of the whisper tree: metric a.b.c is WhisperDir/a/b/c.wsp
+
+	// What Start needs to launch the same server again.
+	env, args []string
+	pidFile   string
+	proc      *process // nil while stopped
 }
 
 // Point is one non-null whisper datapoint.
@@ -84,15 +91,69 @@ pattern = .*
 xFilesFactor = 0
 aggregationMethod = average
 `)
-	env := []string{"GRAPHITE_ROOT=" + dir, "GRAPHITE_CONF_DIR=" + conf, "GRAPHITE_STORAGE_DIR=" + storage}
-	proc := startProcess(t, "carbon-cache", python, env,
-		bin, "--config="+filepath.Join(conf, "carbon.conf"), "--nodaemon", "--logfile=-", "start")
-	proc.waitReady(t, tcpReady(c.Addr))
+	c.env = []string{"GRAPHITE_ROOT=" + dir, "GRAPHITE_CONF_DIR=" + conf, "GRAPHITE_STORAGE_DIR=" + storage}
+	c.args = []string{bin, "--config=" + filepath.Join(conf, "carbon.conf"), "--nodaemon", "--logfile=-", "start"}
+	// Instance "a" is carbon's default; PID_DIR is storage.
+	c.pidFile = filepath.Join(storage, "carbon-cache-a.pid")
+	c.Start(t)
 	return c
 }
 
+// stopTimeout bounds carbon's shutdown, which waits for its writer thread
+// (asleep for up to a second, or finishing a pass).
+const stopTimeout = 30 * time.Second
+
+// Stop shuts carbon-cache down with SIGTERM and waits for it to exit, as an
+// orderly restart does: its listeners close, clients see their connections
+// end and new ones refused. The ports stay reserved for Start.
+//
+// Carbon 1.1 does not write out its cache on shutdown: its writer thread
+// stops with the reactor, so points read since its last pass (it passes about
+// once a second) are lost, and so are lines still unread in a socket. A
+// test wanting exact counts waits until whisper holds everything sent before
+// calling Stop.
+func (c *Carbon) Stop(t testing.TB) {
+	t.Helper()
+	if c.proc == nil {
+		t.Fatal("carbon: Stop while stopped")
+	}
+	p := c.proc
+	c.proc = nil
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("carbon: SIGTERM: %v", err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(stopTimeout):
+		t.Fatalf("carbon: still running %v after SIGTERM; output follows", stopTimeout)
+	}
+	// Twistd ends by re-raising the signal once shut down.
+	var ee *exec.ExitError
+	if p.err != nil && !(errors.As(p.err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGTERM) {
+		t.Fatalf("carbon: exit after SIGTERM: %v; output follows", p.err)
+	}
+}
+
+// Start starts carbon-cache and waits until it accepts connections.
+// StartCarbon calls it; after Stop, a test calls it to bring carbon back on
+// the same ports (reserved by StartCarbon until the test ends; twisted
+// rebinds despite TIME_WAIT) and the same whisper tree.
+func (c *Carbon) Start(t testing.TB) {
+	t.Helper()
+	if c.proc != nil {
+		t.Fatal("carbon: Start while running")
+	}
+	// Twistd removes its pid file on a clean exit; a SIGKILLed run leaves
+	// one, which carbon would trust if the pid had been reused meanwhile.
+	if err := os.Remove(c.pidFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	c.proc = startProcess(t, "carbon-cache", python, c.env, c.args...)
+	c.proc.waitReady(t, tcpReady(c.Addr))
+}
+
 // Fetch returns the non-null datapoints of metric path (dotted) in
-// [from, until], from the finest archive that covers from. A metric carbon
+// (from, until] (whisper starts at the step after from), from the finest archive that covers from. A metric carbon
 // has not created yet has no points.
 func (c *Carbon) Fetch(t testing.TB, path string, from, until time.Time) []Point {
 	t.Helper()
