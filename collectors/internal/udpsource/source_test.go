@@ -16,6 +16,7 @@ import (
 
 	"github.com/bucky3/bucky3/collectors/internal/udpsource"
 	"github.com/bucky3/bucky3/engine"
+	"github.com/bucky3/bucky3/io/tcp"
 	"github.com/bucky3/bucky3/io/udp"
 )
 
@@ -281,7 +282,10 @@ func (s *syncBuffer) String() string {
 type testOptions struct {
 	engine.SourceOptions
 	udp.ServerOptions
+	tcpOptions
 }
+
+type tcpOptions = tcp.ServerOptions
 
 func (o *testOptions) Validate() error { return udpsource.ValidateOptions(&o.ServerOptions) }
 
@@ -293,6 +297,7 @@ type testSource struct {
 func (s *testSource) Run(ctx context.Context, _ engine.Emitter) error {
 	return s.src.Run(ctx, udpsource.Loop{
 		Handler:    func(int) func([]byte) { return func([]byte) {} },
+		TCPHandler: func(int) func([]byte) { return func([]byte) {} },
 		FirstFlush: time.Millisecond,
 		FlushEvery: time.Millisecond,
 		Flush:      s.flush,
@@ -302,13 +307,19 @@ func (s *testSource) Run(ctx context.Context, _ engine.Emitter) error {
 // startAgent runs an agent of one test_udp source listening on localHost,
 // whose flushes call flush.
 func startAgent(t *testing.T, localHost string, flush func()) *engine.Agent {
+	return startAgentTCP(t, localHost, "", flush)
+}
+
+// startAgentTCP is startAgent with a TCP listener on localTCP too.
+func startAgentTCP(t *testing.T, localHost, localTCP string, flush func()) *engine.Agent {
 	t.Helper()
 	types := []engine.Type{engine.SourceType("test_udp",
 		func() testOptions {
-			return testOptions{SourceOptions: engine.DefaultSourceOptions(), ServerOptions: udp.DefaultServerOptions(localHost, false)}
+			return testOptions{SourceOptions: engine.DefaultSourceOptions(), ServerOptions: udp.DefaultServerOptions(localHost, false),
+				tcpOptions: tcp.DefaultServerOptions(localTCP)}
 		},
 		func(m engine.Module, o testOptions) (*testSource, error) {
-			return &testSource{src: udpsource.New(m, o.ServerOptions), flush: flush}, nil
+			return &testSource{src: udpsource.New(m, o.ServerOptions).WithTCP(o.tcpOptions), flush: flush}, nil
 		})}
 	cfg, err := engine.Parse([]byte("[src]\nmodule_type = \"test_udp\"\nreaders = 1\n"), types, func(string) (string, bool) { return "", false })
 	if err != nil {
@@ -334,12 +345,21 @@ func startAgent(t *testing.T, localHost string, flush func()) *engine.Agent {
 // The agent is ready once the sockets are bound, never while they cannot
 // be; a flush that does not return is reported stuck.
 func TestSource_ReadyAndStuck(t *testing.T) {
-	// 192.0.2.1 (TEST-NET-1) is no address of this host: bind fails.
+	// 192.0.2.1 (TEST-NET-1) is no address of this host: bind fails, of
+	// the UDP socket or of the TCP listener after a UDP socket was bound.
 	unbound := startAgent(t, "192.0.2.1:0", func() {})
+	unboundTCP := startAgentTCP(t, "127.0.0.1:0", "192.0.2.1:0", func() {})
 	select {
 	case <-unbound.Ready():
 		t.Fatal("ready although the socket could not be bound")
+	case <-unboundTCP.Ready():
+		t.Fatal("ready although the TCP listener could not be bound")
 	case <-time.After(300 * time.Millisecond):
+	}
+	select {
+	case <-startAgentTCP(t, "127.0.0.1:0", "127.0.0.1:0", func() {}).Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready after binding UDP and TCP")
 	}
 
 	release := make(chan struct{})
