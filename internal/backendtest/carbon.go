@@ -129,7 +129,8 @@ func (c *Carbon) Stop(t testing.TB) {
 	}
 	// Twistd ends by re-raising the signal once shut down.
 	var ee *exec.ExitError
-	if p.err != nil && !(errors.As(p.err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGTERM) {
+	killedByTERM := errors.As(p.err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGTERM
+	if p.err != nil && !killedByTERM {
 		t.Fatalf("carbon: exit after SIGTERM: %v; output follows", p.err)
 	}
 }

@@ -297,8 +297,11 @@ func (s *Source) runListener(done chan<- error, closeListener func() error, run 
 	defer func() {
 		if v := recover(); v != nil {
 			s.recovered("listener", v)
-			closeListener()
-			done <- fmt.Errorf("listener panicked: %v", v)
+			err := fmt.Errorf("listener panicked: %v", v)
+			if cerr := closeListener(); cerr != nil {
+				err = fmt.Errorf("%w; closing it: %v", err, cerr)
+			}
+			done <- err
 		}
 	}()
 	done <- run()
