@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -209,4 +211,52 @@ func (s *notifyLog) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// The shipped binary under a NOTIFY_SOCKET: READY=1 comes only once the
+// StatsD socket is bound and the scrape endpoint answers, watchdog pings
+// follow, and SIGTERM brings STOPPING=1.
+func TestNotify_RealBinary(t *testing.T) {
+	msgs := notifySocket(t)
+	t.Setenv("WATCHDOG_USEC", "200000")
+	statsdAddr, promAddr := freeAddr(t), freeAddr(t)
+	p := start(t, writeConfig(t, fmt.Sprintf(`
+[statsd]
+module_type = "statsd_server"
+local_host = %q
+[prom]
+module_type = "prometheus_exporter"
+local_host = %q
+`, statsdAddr, promAddr)))
+	pings := 0
+	for m := next(t, msgs, &pings); m != "READY=1\nSTATUS=ready"; m = next(t, msgs, &pings) {
+		if strings.Contains(m, "READY") {
+			t.Fatalf("unexpected %q", m)
+		}
+	}
+	// At READY the port is taken (bucky3 binds with SO_REUSEPORT; a plain
+	// bind fails while it holds the port) and the page is served.
+	if c, err := net.ListenPacket("udp", statsdAddr); err == nil {
+		c.Close()
+		t.Fatal("READY=1 before the StatsD socket was bound")
+	}
+	if page := scrape("http://" + promAddr + "/metrics"); page == "" {
+		t.Fatal("READY=1 before the scrape endpoint answered")
+	}
+	for deadline := time.After(10 * time.Second); pings < 3; {
+		select {
+		case m := <-msgs:
+			if m == "WATCHDOG=1" {
+				pings++
+			}
+		case <-deadline:
+			t.Fatalf("%d watchdog pings in 10 s at WATCHDOG_USEC=200000", pings)
+		}
+	}
+	p.signal(t, syscall.SIGTERM)
+	for m := next(t, msgs, &pings); !strings.HasPrefix(m, "STOPPING=1\n"); m = next(t, msgs, &pings) {
+	}
+	if code := p.wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
 }
