@@ -3,21 +3,19 @@ package statsd_test
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+
+	"github.com/bucky3/bucky3/internal/backendtest"
 
 	"github.com/bucky3/bucky3/collectors/statsd"
 )
@@ -60,109 +58,16 @@ func TestServer_OriginDetection_Docker(t *testing.T) {
 	}
 }
 
-// dockerd is a Docker daemon owned by one test, as in collectors/docker's
-// tests: its own socket, data and exec roots under t.TempDir, and no
-// networking (containers run with network mode "none").
+// dockerd is the test's own Docker daemon (backendtest.StartDockerd).
 type dockerd struct {
 	sock string
 	cli  *client.Client
 }
 
-type daemonLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *daemonLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *daemonLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// startDockerd starts a daemon and registers a cleanup that removes its
-// containers and stops it. A missing dockerd or a test not running as
-// root fails the test: a skip would pass without proving anything.
 func startDockerd(t *testing.T) *dockerd {
 	t.Helper()
-	bin, err := exec.LookPath("dockerd")
-	if err != nil {
-		t.Fatal("dockerd not installed: run scripts/dockerd.sh install")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("dockerd needs root: run this test as root (or with -short to skip it)")
-	}
-	dir := t.TempDir()
-	d := &dockerd{sock: filepath.Join(dir, "docker.sock")}
-	cmd := exec.Command(bin,
-		"--host=unix://"+d.sock,
-		"--data-root="+filepath.Join(dir, "root"),
-		"--exec-root="+filepath.Join(dir, "exec"),
-		"--pidfile="+filepath.Join(dir, "docker.pid"),
-		"--bridge=none", "--iptables=false", "--ip6tables=false",
-		"--ip-forward=false", "--ip-masq=false",
-	)
-	var log daemonLog
-	cmd.Stdout, cmd.Stderr = &log, &log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start dockerd: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // the log says more than the exit status
-		close(exited)
-	}()
-	d.cli, err = client.NewClientWithOpts(client.WithHost("unix://"+d.sock), client.WithAPIVersionNegotiation())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if list, err := d.cli.ContainerList(ctx, container.ListOptions{All: true}); err == nil {
-			for _, c := range list {
-				if err := d.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}); err != nil {
-					t.Errorf("remove container %s: %v", c.ID, err)
-				}
-			}
-		}
-		d.cli.Close()
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Errorf("stopping dockerd: %v", err)
-		}
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			t.Errorf("dockerd ignored SIGTERM for 30 s, killing it")
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("dockerd output:\n%s", log.String())
-		}
-	})
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-		_, err := d.cli.Ping(ctx)
-		cancel()
-		if err == nil {
-			return d
-		}
-		select {
-		case <-exited:
-			t.Fatalf("dockerd exited before it was ready:\n%s", log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dockerd not ready after 30 s: %v", err)
-		}
-	}
+	d := backendtest.StartDockerd(t)
+	return &dockerd{sock: d.Sock, cli: d.Client}
 }
 
 // importSender builds testdata/sender as a static binary and imports it
