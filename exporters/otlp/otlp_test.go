@@ -45,34 +45,6 @@ func fastOptions(url string) Options {
 	return o
 }
 
-func counter(s *engine.Stats, name string) uint64 { return s.Counter(name).Load() }
-
-// checkCounts compares counters with want and checks that every metric
-// received is sent, dropped or still buffered.
-func checkCounts(t *testing.T, s *engine.Stats, want map[string]uint64) {
-	t.Helper()
-	for name, w := range want {
-		if got := counter(s, name); got != w {
-			t.Errorf("%s = %d, want %d", name, got, w)
-		}
-	}
-	recv, sent, dropped, buffered := counter(s, "metrics_received"), counter(s, "metrics_sent"), counter(s, "metrics_dropped"), s.Gauge("metrics_buffered").Load()
-	if recv != sent+dropped+uint64(buffered) {
-		t.Errorf("received %d != sent %d + dropped %d + buffered %d", recv, sent, dropped, buffered)
-	}
-}
-
-func waitCounter(t *testing.T, s *engine.Stats, name string, want uint64) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for counter(s, name) < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %d after 20 s, want %d", name, counter(s, name), want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // wantValue repeats the query expr until it gives one sample of value
 // want, failing the test after 10 s.
 func wantValue(t *testing.T, r *backendtest.Receiver, expr string, want float64) backendtest.Sample {
@@ -118,7 +90,7 @@ func TestClient_VictoriaMetrics(t *testing.T) {
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
-			checkCounts(t, stats, map[string]uint64{"metrics_received": 21, "metrics_sent": 20, "metrics_dropped": 1,
+			enginetest.CheckDelivery(t, stats, map[string]uint64{"metrics_received": 21, "metrics_sent": 20, "metrics_dropped": 1,
 				"metrics_dropped_no_fields": 1, "metrics_dropped_rejected": 0, "fields_skipped": 1, "connection_errors": 0})
 			sel := fmt.Sprintf(`{host=%q}`, host)
 			wantValue(t, r, "count(stats_counters_count"+sel+")", 10)
@@ -139,23 +111,23 @@ func TestClient_ReceiverRestart(t *testing.T) {
 	r := backendtest.StartVictoriaMetricsOTLP(t)
 	in, stats, stop := run(t, fastOptions(r.OTLPURL))
 	in <- &engine.Batch{Metrics: statsd("a", 5, time.Now().UnixMilli())}
-	waitCounter(t, stats, "metrics_sent", 10)
+	enginetest.WaitCounter(t, stats, "metrics_sent", 10)
 	wantValue(t, r, `count(stats_timers_mean{host="a"})`, 5)
 
 	r.Kill(t)
 	in <- &engine.Batch{Metrics: statsd("b", 5, time.Now().UnixMilli())}
-	waitCounter(t, stats, "connection_errors", 2)
-	checkCounts(t, stats, map[string]uint64{"metrics_received": 20, "metrics_sent": 10, "metrics_dropped": 0})
+	enginetest.WaitCounter(t, stats, "connection_errors", 2)
+	enginetest.CheckDelivery(t, stats, map[string]uint64{"metrics_received": 20, "metrics_sent": 10, "metrics_dropped": 0})
 	if got := stats.Gauge("metrics_buffered").Load(); got != 10 {
 		t.Fatalf("metrics_buffered = %d while the receiver is down, want 10", got)
 	}
 
 	r.Start(t)
-	waitCounter(t, stats, "metrics_sent", 20)
+	enginetest.WaitCounter(t, stats, "metrics_sent", 20)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	checkCounts(t, stats, map[string]uint64{"metrics_received": 20, "metrics_sent": 20, "metrics_dropped": 0})
+	enginetest.CheckDelivery(t, stats, map[string]uint64{"metrics_received": 20, "metrics_sent": 20, "metrics_dropped": 0})
 	// VictoriaMetrics may lose what it took in its last seconds to SIGKILL:
 	// only the batch sent across the outage is checked.
 	for _, host := range []string{"b"} {
@@ -257,11 +229,11 @@ func TestClient_Statuses(t *testing.T) {
 	// then accepted, the second rejected (400), the third a partial
 	// success.
 	in <- &engine.Batch{Metrics: statsd("h", 3, 0)}
-	waitCounter(t, stats, "metrics_sent", 4)
+	enginetest.WaitCounter(t, stats, "metrics_sent", 4)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	checkCounts(t, stats, map[string]uint64{"metrics_received": 6, "metrics_sent": 4, "metrics_dropped": 2,
+	enginetest.CheckDelivery(t, stats, map[string]uint64{"metrics_received": 6, "metrics_sent": 4, "metrics_dropped": 2,
 		"metrics_dropped_rejected": 2, "data_points_rejected": 2, "connection_errors": 2})
 	reqs, mds := s.requests(t)
 	if len(reqs) != 5 {

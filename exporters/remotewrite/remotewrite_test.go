@@ -47,34 +47,6 @@ func fastOptions(url string) Options {
 
 func counter(s *engine.Stats, name string) uint64 { return s.Counter(name).Load() }
 
-// checkCounts compares the client's counters with want (names without
-// the metrics_ prefix where it has one) and checks that every metric
-// received is sent, dropped or still buffered.
-func checkCounts(t *testing.T, s *engine.Stats, want map[string]uint64) {
-	t.Helper()
-	for name, w := range want {
-		if got := counter(s, name); got != w {
-			t.Errorf("%s = %d, want %d", name, got, w)
-		}
-	}
-	recv, sent, dropped, buffered := counter(s, "metrics_received"), counter(s, "metrics_sent"), counter(s, "metrics_dropped"), s.Gauge("metrics_buffered").Load()
-	if recv != sent+dropped+uint64(buffered) {
-		t.Errorf("received %d != sent %d + dropped %d + buffered %d", recv, sent, dropped, buffered)
-	}
-}
-
-// waitCounter waits until the counter reaches at least want.
-func waitCounter(t *testing.T, s *engine.Stats, name string, want uint64) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for counter(s, name) < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s = %d after 20 s, want %d", name, counter(s, name), want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // series returns n metrics of bucket with one tag i=<first+k>, fields v
 // (first+k) and w (2·(first+k)) and a string field, at ts.
 func seriesMetrics(bucket string, first, n int, ts int64) []engine.Metric {
@@ -134,7 +106,7 @@ func TestClient_Receivers(t *testing.T) {
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
-			checkCounts(t, stats, map[string]uint64{"metrics_received": 22, "metrics_sent": 21, "metrics_dropped": 1,
+			enginetest.CheckDelivery(t, stats, map[string]uint64{"metrics_received": 22, "metrics_sent": 21, "metrics_dropped": 1,
 				"metrics_dropped_no_fields": 1, "metrics_dropped_rejected": 0, "fields_skipped": 21, "connection_errors": 0})
 			wantValue(t, r, `count(rw_test_v{host="h",a_b="x"})`, 20)
 			wantValue(t, r, `sum(rw_test_w)`, 380)
@@ -157,23 +129,23 @@ func TestClient_ReceiverRestart(t *testing.T) {
 			r := rc.start(t)
 			in, stats, stop := run(t, fastOptions(r.WriteURL))
 			in <- &engine.Batch{Metrics: seriesMetrics("rs_a", 0, 10, time.Now().UnixMilli())}
-			waitCounter(t, stats, "metrics_sent", 10)
+			enginetest.WaitCounter(t, stats, "metrics_sent", 10)
 			wantValue(t, r, "count(rs_a_v)", 10)
 
 			r.Kill(t)
 			in <- &engine.Batch{Metrics: seriesMetrics("rs_b", 0, 10, time.Now().UnixMilli())}
-			waitCounter(t, stats, "connection_errors", 2)
-			checkCounts(t, stats, map[string]uint64{"metrics_received": 20, "metrics_sent": 10, "metrics_dropped": 0})
+			enginetest.WaitCounter(t, stats, "connection_errors", 2)
+			enginetest.CheckDelivery(t, stats, map[string]uint64{"metrics_received": 20, "metrics_sent": 10, "metrics_dropped": 0})
 			if got := stats.Gauge("metrics_buffered").Load(); got != 10 {
 				t.Fatalf("metrics_buffered = %d while the receiver is down, want 10", got)
 			}
 
 			r.Start(t)
-			waitCounter(t, stats, "metrics_sent", 20)
+			enginetest.WaitCounter(t, stats, "metrics_sent", 20)
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
-			checkCounts(t, stats, map[string]uint64{"metrics_received": 20, "metrics_sent": 20, "metrics_dropped": 0})
+			enginetest.CheckDelivery(t, stats, map[string]uint64{"metrics_received": 20, "metrics_sent": 20, "metrics_dropped": 0})
 			buckets := []string{"rs_b"}
 			if rc.durable {
 				buckets = append(buckets, "rs_a")
@@ -213,7 +185,7 @@ func TestClient_PrometheusRejects(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	checkCounts(t, stats, map[string]uint64{"metrics_received": 9, "metrics_sent": 6, "metrics_dropped": 3,
+	enginetest.CheckDelivery(t, stats, map[string]uint64{"metrics_received": 9, "metrics_sent": 6, "metrics_dropped": 3,
 		"metrics_dropped_rejected": 3, "connection_errors": 0})
 	wantValue(t, r, "count(rj_ok_v)", 6)
 	if got := r.Query(t, "last_over_time(rj_old_v[4h])"); len(got) != 0 {
@@ -293,12 +265,12 @@ func TestClient_Statuses(t *testing.T) {
 	// third, which also holds the next metric, accepted.
 	m := engine.Metric{Bucket: "split", Fields: []engine.Field{num("a", 1), num("b", 2), num("c", 3), num("d", 4), num("e", 5)}}
 	in <- &engine.Batch{Metrics: []engine.Metric{m, {Bucket: "after", Fields: []engine.Field{num("v", 1)}}}}
-	waitCounter(t, stats, "metrics_dropped", 1)
-	waitCounter(t, stats, "metrics_sent", 1)
+	enginetest.WaitCounter(t, stats, "metrics_dropped", 1)
+	enginetest.WaitCounter(t, stats, "metrics_sent", 1)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	checkCounts(t, stats, map[string]uint64{"metrics_received": 2, "metrics_sent": 1, "metrics_dropped": 1,
+	enginetest.CheckDelivery(t, stats, map[string]uint64{"metrics_received": 2, "metrics_sent": 1, "metrics_dropped": 1,
 		"metrics_dropped_rejected": 1, "connection_errors": 4, "flush_errors": 4})
 	reqs, ss := s.requests(t)
 	var got []string
@@ -342,7 +314,7 @@ func TestClient_BasicAuthTLS(t *testing.T) {
 		in, stats, stop := run(t, o)
 		in <- &engine.Batch{Metrics: seriesMetrics("tls", 0, 3, 0)}
 		if wantSent == 0 {
-			waitCounter(t, stats, "connection_errors", 1)
+			enginetest.WaitCounter(t, stats, "connection_errors", 1)
 		}
 		if err := stop(); err != nil {
 			t.Fatal(err)
