@@ -351,7 +351,9 @@ func TestStats_DaemonDown(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	r := start(t, func(o *Options) {
 		o.DockerSocket = sock
-		o.FlushInterval = 0.02
+		// Each collection, size calls included, must finish within the
+		// interval: 0.25 s leaves room on a loaded machine.
+		o.FlushInterval = 0.25
 	})
 	waitFor(t, "3 failed collections", func() bool { return r.stats.FlushErrors.Load() >= 3 })
 	d := &fakeDaemon{containers: fixtureContainers("")}
@@ -393,7 +395,9 @@ func TestStats_DaemonFails(t *testing.T) {
 	d.serve(t, sock)
 	r := start(t, func(o *Options) {
 		o.DockerSocket = sock
-		o.FlushInterval = 0.02
+		// Each collection, size calls included, must finish within the
+		// interval: 0.25 s leaves room on a loaded machine.
+		o.FlushInterval = 0.25
 	})
 	waitFor(t, "3 failed collections", func() bool { return r.stats.FlushErrors.Load() >= 3 })
 	d.set(func(d *fakeDaemon) { d.mode = "" })
