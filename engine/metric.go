@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Kind says which member of a Value is meaningful.
@@ -17,16 +18,107 @@ const (
 	KindNumber
 	KindString
 	KindBool
+	// KindCounter is a typed counter: Num is the increase since the
+	// previous emission of the same series, which typed destinations add
+	// to a cumulative total. Float reads it as a number.
+	KindCounter
+	// KindHistogram is a typed histogram: Dist holds the observations of
+	// one interval in buckets (classic, native or both).
+	KindHistogram
+	// KindSummary is a typed summary: Dist holds the observations of one
+	// interval as samples, from which a destination estimates quantiles.
+	KindSummary
 )
 
 // Value is a field value: a small tagged struct rather than an interface so
 // that a numeric field costs no allocation.
 type Value struct {
 	Kind Kind
+	Bool bool
 	Num  float64
 	Str  string
-	Bool bool
+	// Dist is the distribution of a KindHistogram or KindSummary value,
+	// nil for every other kind. Like the rest of a batch it is read-only
+	// once emitted.
+	Dist *Distribution
+	// Meta describes a typed series (help text, expiry), nil when the
+	// source has nothing to say. Shared between series: read-only.
+	Meta *TypeMeta
 }
+
+// TypeMeta is what a typed series carries besides its values, set by the
+// source (from a statsd_exporter mapping, for one) and honoured by typed
+// destinations.
+type TypeMeta struct {
+	// Help is the family's help text; empty for the destination's default.
+	Help string
+	// TTL expires the series after it has been idle this long; 0 leaves
+	// it to the destination's default.
+	TTL time.Duration
+	// Quantiles are the summary objectives (quantile to allowed error) of
+	// a KindSummary; empty for the destination's default.
+	Quantiles []Quantile
+	// MaxAge and AgeBuckets are the summary's sliding window; 0 for the
+	// destination's default.
+	MaxAge     time.Duration
+	AgeBuckets int
+}
+
+// Quantile is one summary objective: the quantile Q (0..1) estimated
+// within ±Error.
+type Quantile struct {
+	Q, Error float64
+}
+
+// Distribution is one interval's observations of a typed histogram or
+// summary. Count and Sum cover every observation, including those a
+// bounded summary did not keep as samples.
+type Distribution struct {
+	Count uint64
+	Sum   float64
+
+	// Bounds are the ascending upper bounds of the classic buckets,
+	// without +Inf; Counts[i] counts the observations v with
+	// Bounds[i-1] < v <= Bounds[i] (not cumulative), and Counts[len(Bounds)]
+	// those above the last bound. Both nil when there are no classic
+	// buckets.
+	Bounds []float64
+	Counts []uint64
+
+	// Native is the exponential (native) histogram, nil when the series
+	// has none.
+	Native *NativeBuckets
+
+	// Samples are a summary's observations, at most a bounded number: when
+	// Count exceeds len(Samples), they are a uniform sample of them.
+	Samples []float64
+}
+
+// NativeBuckets is a sparse exponential histogram in Prometheus' native
+// histogram model: bucket i of schema s has upper bound base^i with
+// base = 2^(2^-s), and covers (base^(i-1), base^i].
+type NativeBuckets struct {
+	Schema        int32
+	ZeroThreshold float64
+	ZeroCount     uint64
+	// Positive and Negative are the populated buckets, ascending by
+	// index; a negative bucket's bounds are those of its index, negated.
+	Positive []NativeBucket
+	Negative []NativeBucket
+}
+
+// NativeBucket is one populated bucket of a native histogram.
+type NativeBucket struct {
+	Index int32
+	Count uint64
+}
+
+// CounterIncrease returns a typed counter Value of increase n.
+func CounterIncrease(n float64) Value { return Value{Kind: KindCounter, Num: n} }
+
+// Typed reports whether v is one of the typed kinds, which only typed
+// destinations render as such.
+func (v Value) Typed() bool { return v.Kind >= KindCounter }
 
 // Number returns a numeric Value.
 func Number(f float64) Value { return Value{Kind: KindNumber, Num: f} }
@@ -45,7 +137,7 @@ func Null() Value { return Value{} }
 // backends cannot represent.
 func (v Value) Float() (f float64, ok bool) {
 	switch v.Kind {
-	case KindNumber:
+	case KindNumber, KindCounter:
 		if math.IsNaN(v.Num) || math.IsInf(v.Num, 0) {
 			return 0, false
 		}
@@ -62,8 +154,12 @@ func (v Value) Float() (f float64, ok bool) {
 // String renders v for humans (debug output, log lines).
 func (v Value) String() string {
 	switch v.Kind {
-	case KindNumber:
+	case KindNumber, KindCounter:
 		return strconv.FormatFloat(v.Num, 'g', -1, 64)
+	case KindHistogram, KindSummary:
+		if v.Dist != nil {
+			return "{count=" + strconv.FormatUint(v.Dist.Count, 10) + " sum=" + strconv.FormatFloat(v.Dist.Sum, 'g', -1, 64) + "}"
+		}
 	case KindString:
 		return strconv.Quote(v.Str)
 	case KindBool:
