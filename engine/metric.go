@@ -22,6 +22,10 @@ const (
 	// previous emission of the same series, which typed destinations add
 	// to a cumulative total. Float reads it as a number.
 	KindCounter
+	// KindGaugeDelta is a typed gauge change: Num is added to the gauge's
+	// current value (a StatsD "+3|g" with no absolute value in the
+	// interval). Float reads it as a number.
+	KindGaugeDelta
 	// KindHistogram is a typed histogram: Dist holds the observations of
 	// one interval in buckets (classic, native or both).
 	KindHistogram
@@ -137,7 +141,7 @@ func Null() Value { return Value{} }
 // backends cannot represent.
 func (v Value) Float() (f float64, ok bool) {
 	switch v.Kind {
-	case KindNumber, KindCounter:
+	case KindNumber, KindCounter, KindGaugeDelta:
 		if math.IsNaN(v.Num) || math.IsInf(v.Num, 0) {
 			return 0, false
 		}
@@ -154,7 +158,7 @@ func (v Value) Float() (f float64, ok bool) {
 // String renders v for humans (debug output, log lines).
 func (v Value) String() string {
 	switch v.Kind {
-	case KindNumber, KindCounter:
+	case KindNumber, KindCounter, KindGaugeDelta:
 		return strconv.FormatFloat(v.Num, 'g', -1, 64)
 	case KindHistogram, KindSummary:
 		if v.Dist != nil {
