@@ -66,6 +66,10 @@ type TypeMeta struct {
 	// destination's default.
 	MaxAge     time.Duration
 	AgeBuckets int
+	// NativeMaxBuckets caps the populated buckets of a cumulative native
+	// histogram; past it the destination halves the resolution. 0 for the
+	// destination's default.
+	NativeMaxBuckets int
 }
 
 // Quantile is one summary objective: the quantile Q (0..1) estimated
