@@ -52,7 +52,23 @@ func TestStatsD_LineAllocs(t *testing.T) {
 
 func TestStatsD_ParseAllocs_Escaped(t *testing.T) {
 	packet := []byte("a:1|c|#k=x\\,y,timestamp=1700000000|c:abc\nb.c:2|g|#bare,bucket=b.x")
-	p := StatsD{SanitizeNames: true}
+	p := StatsD{NameRule: RuleSanitize}
+	p.Parse(packet, now)
+	allocs := testing.AllocsPerRun(100, func() {
+		if len(p.Parse(packet, now)) != 2 {
+			t.Fatal("lost samples")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("Parse allocates %v times per datagram", allocs)
+	}
+}
+
+// Names and keys outside ASCII take RuleStatsD's rune check, which must
+// not allocate either.
+func TestStatsD_ParseAllocs_StatsDRule(t *testing.T) {
+	packet := []byte("api.requests-5xx:1|c|#k.é=v\\,w\nwörld/x:2|g|#bucket=b")
+	var p StatsD
 	p.Parse(packet, now)
 	allocs := testing.AllocsPerRun(100, func() {
 		if len(p.Parse(packet, now)) != 2 {

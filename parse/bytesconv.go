@@ -100,15 +100,6 @@ func parseFloat(b []byte) (f float64, ok bool) {
 func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
 func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 
-// nameByte marks the bytes allowed after the first letter of a name or tag
-// key: letters, digits and '_'.
-var nameByte = func() (t [256]bool) {
-	for c := range 256 {
-		t[c] = isLetter(byte(c)) || isDigit(byte(c)) || c == '_'
-	}
-	return t
-}()
-
 // trimSpace trims ASCII whitespace; lines are ASCII-framed, so Unicode
 // spaces are left to the name and value rules.
 func trimSpace(b []byte) []byte {

@@ -20,21 +20,29 @@ func FuzzStatsD(f *testing.F) {
 	q := StatsD{MaxTags: 10} // room for container_id and timestamp
 	var buf, line []byte
 	f.Fuzz(func(t *testing.T, packet []byte, sanitize bool) {
-		p.SanitizeNames = sanitize
-		buf = append(buf[:0], packet...) // Parse may sanitize in place; the input is not ours
-		samples := p.Parse(buf, now)
-		if got := uint32(len(samples)) + rejected(p.Rejected) + p.Skipped; got != p.Lines {
-			t.Fatalf("%d lines, but %d samples + %v rejected + %d skipped", p.Lines, len(samples), p.Rejected, p.Skipped)
+		// sanitize picks RuleSanitize; otherwise both other rules run.
+		rules := []NameRule{RuleStatsD, RuleBucky3}
+		if sanitize {
+			rules = []NameRule{RuleSanitize}
 		}
-		for _, s := range samples {
-			checkSample(t, s, p.MaxTags+1)
-			checkLimits(t, &p, s)
-			// encode→parse round trip, strict mode: accepted names are valid.
-			line = appendLine(line[:0], s)
-			var again Sample
-			q.Reset()
-			if err := q.ParseLine(line, now, &again); err != nil || !sameSample(s, again) {
-				t.Fatalf("round trip of %q through %q: %v\n%q\n%q", packet, line, err, format(s), format(again))
+		for _, rule := range rules {
+			p.NameRule = rule
+			buf = append(buf[:0], packet...) // Parse may sanitize in place; the input is not ours
+			samples := p.Parse(buf, now)
+			if got := uint32(len(samples)) + rejected(p.Rejected) + p.Skipped; got != p.Lines {
+				t.Fatalf("%d lines, but %d samples + %v rejected + %d skipped", p.Lines, len(samples), p.Rejected, p.Skipped)
+			}
+			for _, s := range samples {
+				checkSample(t, s, p.MaxTags+1, rule)
+				checkLimits(t, &p, s)
+				// encode→parse round trip under RuleStatsD, which
+				// accepts every name and key the other rules accept.
+				line = appendLine(line[:0], s)
+				var again Sample
+				q.Reset()
+				if err := q.ParseLine(line, now, &again); err != nil || !sameSample(s, again) {
+					t.Fatalf("round trip of %q through %q: %v\n%q\n%q", packet, line, err, format(s), format(again))
+				}
 			}
 		}
 	})
@@ -104,9 +112,15 @@ func sameSample(a, b Sample) bool {
 	return true
 }
 
-func checkSample(t *testing.T, s Sample, maxTags int) {
+func checkSample(t *testing.T, s Sample, maxTags int, rule NameRule) {
 	t.Helper()
-	if !ValidName(s.Name) {
+	validName := func(b []byte, key bool) bool {
+		if rule == RuleStatsD {
+			return validStatsDName(b, key)
+		}
+		return ValidName(b)
+	}
+	if !validName(s.Name, false) {
 		t.Fatalf("bad name %q", s.Name)
 	}
 	if s.Type < Counter || s.Type > Distribution {
@@ -140,7 +154,7 @@ func checkSample(t *testing.T, s Sample, maxTags int) {
 	}
 	checkTags(t, s.Tags)
 	for _, tag := range s.Tags {
-		if !ValidName(tag.Key) || !utf8.Valid(tag.Value) || string(tag.Key) == "timestamp" {
+		if !validName(tag.Key, true) || !utf8.Valid(tag.Value) || string(tag.Key) == "timestamp" {
 			t.Fatalf("%q: bad tag %q=%q", s.Name, tag.Key, tag.Value)
 		}
 		if string(tag.Key) == "bucket" && !ValidName(tag.Value) {

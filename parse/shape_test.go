@@ -62,50 +62,64 @@ func FuzzShape(f *testing.F) {
 	f.Add([]byte("s:x|s|#a:1"), []byte("y\xff"), false)
 	f.Add([]byte("a.b:1|ms|#k.x:v"), []byte("1e400"), true)
 	f.Add([]byte("a:1|c|T1700000000"), []byte("1"), false)
+	f.Add([]byte("api.req-x/é:1|c|#k.y=v"), []byte("2"), false)
 	f.Add([]byte("abcdefghijklmnop:1|c|#k=abcdefghijklmnopqrstuv"), []byte("1:2:3:4:5"), false)
 	p := StatsD{MaxTags: 8, MaxNameLength: 16, MaxTagLength: 24, MaxValuesPerLine: 4}
-	var first, second []byte
 	f.Fuzz(func(t *testing.T, line, values []byte, sanitize bool) {
-		p.SanitizeNames = sanitize
-		shape, _, ok := AppendShape(nil, line)
-		if !ok {
-			return
+		// sanitize picks RuleSanitize; otherwise both other rules run.
+		rules := []NameRule{RuleStatsD, RuleBucky3}
+		if sanitize {
+			rules = []NameRule{RuleSanitize}
 		}
-		colon := bytes.IndexByte(line, ':')
-		bar := colon + 1 + bytes.IndexByte(line[colon+1:], '|')
-		second = append(append(append(second[:0], line[:colon+1]...), values...), line[bar:]...)
-		if again, _, _ := AppendShape(nil, second); !bytes.Equal(again, shape) {
-			return // values with a '|' make another shape
-		}
-		// ParseLine may sanitize in place, and its samples alias p.
-		first = append(first[:0], line...)
-		var s Sample
-		p.Reset()
-		if p.ParseLine(first, now, &s) != nil || s.Timestamp != 0 {
-			return
-		}
-		known, bare := clone(s), p.BareTags
-
-		var fast Sample
-		q := StatsD{MaxValuesPerLine: p.MaxValuesPerLine}
-		fastErr := q.ParseValues(known.Type, values, &fast)
-		p.Reset()
-		secondErr := p.ParseLine(second, now, &s)
-		switch {
-		case (fastErr == nil) != (secondErr == nil):
-			t.Fatalf("%q then %q: ParseValues: %v, ParseLine: %v", line, second, fastErr, secondErr)
-		case secondErr != nil:
-			if !errors.Is(secondErr, ErrBadValue) && !errors.Is(secondErr, ErrBadUTF8) && !errors.Is(secondErr, ErrTooManyValues) {
-				t.Fatalf("%q: rejected with %v, not for its values", second, secondErr)
-			}
-			return
-		}
-		want := known
-		want.Values, want.SetMember, want.Delta = fast.Values, fast.SetMember, fast.Delta
-		if !sameSample(s, want) || p.BareTags != bare {
-			t.Fatalf("%q then %q:\n%q, %d bare tags\nwant %q, %d", line, second, format(s), p.BareTags, format(want), bare)
+		for _, rule := range rules {
+			p.NameRule = rule
+			checkShape(t, &p, line, values)
 		}
 	})
+}
+
+// checkShape is FuzzShape's check of one line with p's rule.
+func checkShape(t *testing.T, p *StatsD, line, values []byte) {
+	t.Helper()
+	var first, second []byte
+	shape, _, ok := AppendShape(nil, line)
+	if !ok {
+		return
+	}
+	colon := bytes.IndexByte(line, ':')
+	bar := colon + 1 + bytes.IndexByte(line[colon+1:], '|')
+	second = append(append(append(second[:0], line[:colon+1]...), values...), line[bar:]...)
+	if again, _, _ := AppendShape(nil, second); !bytes.Equal(again, shape) {
+		return // values with a '|' make another shape
+	}
+	// ParseLine may sanitize in place, and its samples alias p.
+	first = append(first[:0], line...)
+	var s Sample
+	p.Reset()
+	if p.ParseLine(first, now, &s) != nil || s.Timestamp != 0 {
+		return
+	}
+	known, bare := clone(s), p.BareTags
+
+	var fast Sample
+	q := StatsD{MaxValuesPerLine: p.MaxValuesPerLine}
+	fastErr := q.ParseValues(known.Type, values, &fast)
+	p.Reset()
+	secondErr := p.ParseLine(second, now, &s)
+	switch {
+	case (fastErr == nil) != (secondErr == nil):
+		t.Fatalf("%q then %q: ParseValues: %v, ParseLine: %v", line, second, fastErr, secondErr)
+	case secondErr != nil:
+		if !errors.Is(secondErr, ErrBadValue) && !errors.Is(secondErr, ErrBadUTF8) && !errors.Is(secondErr, ErrTooManyValues) {
+			t.Fatalf("%q: rejected with %v, not for its values", second, secondErr)
+		}
+		return
+	}
+	want := known
+	want.Values, want.SetMember, want.Delta = fast.Values, fast.SetMember, fast.Delta
+	if !sameSample(s, want) || p.BareTags != bare {
+		t.Fatalf("%q then %q:\n%q, %d bare tags\nwant %q, %d", line, second, format(s), p.BareTags, format(want), bare)
+	}
 }
 
 // clone returns a copy of s that aliases nothing.

@@ -16,11 +16,11 @@ import (
 // nothing allocates. StatsD never logs: rejections are returned as
 // sentinel errors and counted below.
 type StatsD struct {
-	// SanitizeNames maps every character outside [A-Za-z0-9_] in names,
-	// tag keys and bucket tag values to '_' instead of rejecting the line;
-	// the result must still start with a letter. The parser then rewrites
-	// those bytes in place in the packet.
-	SanitizeNames bool
+	// NameRule is the rule of names and tag keys; bucket tag values
+	// follow RuleBucky3 (they name output buckets) unless it is
+	// RuleSanitize, which sanitizes them too. Under RuleSanitize the
+	// parser rewrites those bytes in place in the packet.
+	NameRule NameRule
 	// MaxTags is the most tags a line may carry; 0 means 64.
 	MaxTags int
 	// MaxNameLength is the longest name a line may carry, in bytes as
@@ -64,8 +64,8 @@ func (p *StatsD) Reset() {
 // Parse resets p and returns the samples of the valid lines of packet, in
 // order: NextLine and ParseLine over the whole packet, with the invalid
 // lines dropped and counted in p.Rejected and the skipped ones in
-// p.Skipped. The samples are valid until the next Parse or Reset. With
-// SanitizeNames, Parse may modify packet.
+// p.Skipped. The samples are valid until the next Parse or Reset. Under
+// RuleSanitize, Parse may modify packet.
 func (p *StatsD) Parse(packet []byte, nowMs int64) []Sample {
 	p.Reset()
 	for line, rest := NextLine(packet); len(line) > 0; line, rest = NextLine(rest) {
@@ -97,7 +97,7 @@ func (p *StatsD) Parse(packet []byte, nowMs int64) []Sample {
 // rejection. It appends to p's memory and does not reset it: s aliases
 // line and p until the next Parse or Reset, so a caller that keeps no
 // sample past its line calls Reset before each line to keep that memory
-// small. With SanitizeNames, ParseLine may modify line.
+// small. Under RuleSanitize, ParseLine may modify line.
 func (p *StatsD) ParseLine(line []byte, nowMs int64, s *Sample) error {
 	line = trimSpace(line)
 	if len(line) == 0 {
@@ -112,7 +112,8 @@ func (p *StatsD) parseLine(line []byte, nowMs int64, s *Sample) error {
 	if hasPrefix(line, "_e{") || hasPrefix(line, "_sc|") || hasPrefix(line, "sc|") {
 		return ErrSkipped
 	}
-	valid := nameLen(line)
+	table := p.nameTable()
+	valid := nameLen(line, table)
 	colon := valid
 	if colon == len(line) || line[colon] != ':' {
 		if colon = bytes.IndexByte(line, ':'); colon < 0 {
@@ -124,7 +125,7 @@ func (p *StatsD) parseLine(line []byte, nowMs int64, s *Sample) error {
 	if colon > p.maxNameLength() {
 		return ErrNameTooLong
 	}
-	name, err := p.checkName(line[:colon], valid, ErrBadName)
+	name, err := p.checkName(line[:colon], valid, table, ErrBadName)
 	if err != nil {
 		return err
 	}
@@ -267,66 +268,6 @@ func (p *StatsD) parseValues(value []byte, s *Sample) error {
 	}
 	s.Values = p.values[start:len(p.values):len(p.values)]
 	return nil
-}
-
-// checkName applies the name rule to b (a name, tag key or bucket), whose
-// first valid bytes are known to be name bytes: it returns b capped, or
-// sanitized in place when p.SanitizeNames, or errBad. Invalid UTF-8 is
-// ErrBadUTF8 either way.
-func (p *StatsD) checkName(b []byte, valid int, errBad error) ([]byte, error) {
-	if valid < len(b) {
-		return p.sanitize(b, valid, errBad)
-	}
-	if len(b) == 0 || !isLetter(b[0]) {
-		return nil, errBad
-	}
-	return b[:len(b):len(b)], nil
-}
-
-// sanitize handles a name whose byte i is outside the name rule. Each
-// character (not byte) outside it becomes one '_', so b can only shrink.
-func (p *StatsD) sanitize(b []byte, i int, errBad error) ([]byte, error) {
-	if !utf8.Valid(b[i:]) {
-		return nil, ErrBadUTF8
-	}
-	if !p.SanitizeNames {
-		return nil, errBad
-	}
-	w := i
-	for r := i; r < len(b); w++ {
-		c := b[r]
-		if nameByte[c] {
-			b[w] = c
-			r++
-			continue
-		}
-		size := 1
-		if c >= utf8.RuneSelf {
-			_, size = utf8.DecodeRune(b[r:])
-		}
-		b[w] = '_'
-		r += size
-	}
-	b = b[:w:w]
-	if !isLetter(b[0]) {
-		return nil, errBad
-	}
-	return b, nil
-}
-
-// nameLen returns the length of the longest prefix of b made of name bytes.
-func nameLen(b []byte) int {
-	i := 0
-	for i < len(b) && nameByte[b[i]] {
-		i++
-	}
-	return i
-}
-
-// ValidName reports whether name follows the StatsD name rule (SPEC §3): a
-// letter, then letters, digits and '_'. Tag keys follow the same rule.
-func ValidName(name []byte) bool {
-	return len(name) > 0 && isLetter(name[0]) && nameLen(name) == len(name)
 }
 
 func (p *StatsD) maxTags() int {

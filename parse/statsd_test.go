@@ -162,7 +162,7 @@ func TestStatsD_Success(t *testing.T) {
 }
 
 func TestStatsD_Counters(t *testing.T) {
-	var p StatsD
+	p := StatsD{NameRule: RuleBucky3}
 	packet := "_e{5,4}:title|text\n_sc|name|0\nsc|svc|1\nfoo:1|c|#bare,a=1,other\nbad\n\nx.y:1|c"
 	for range 2 {
 		got := formatAll(p.Parse([]byte(packet), now))
@@ -186,9 +186,10 @@ func TestStatsD_Counters(t *testing.T) {
 }
 
 func TestStatsD_Failure(t *testing.T) {
-	var p StatsD
+	// Every case holds under RuleBucky3; fs cases under RuleStatsD too.
+	strict, def := StatsD{NameRule: RuleBucky3}, StatsD{}
 	seen := map[Reason]bool{}
-	f := func(line string, want error) {
+	check := func(p *StatsD, line string, want error) {
 		t.Helper()
 		r, ok := ReasonOf(want)
 		if !ok {
@@ -199,26 +200,35 @@ func TestStatsD_Failure(t *testing.T) {
 			// The bad line must not take the good one down with it.
 			got := formatAll(p.Parse([]byte(line+"\nok:1|c"), now))
 			if len(got) != 1 || got[0] != "ok:1|c" {
-				t.Fatalf("Parse(%q) = %q, want only ok:1|c", line, got)
+				t.Fatalf("%s: Parse(%q) = %q, want only ok:1|c", p.NameRule, line, got)
 			}
 			if p.Rejected[r] != 1 || rejected(p.Rejected) != 1 {
-				t.Fatalf("Parse(%q) rejected %v, want one %s", line, p.Rejected, r)
+				t.Fatalf("%s: Parse(%q) rejected %v, want one %s", p.NameRule, line, p.Rejected, r)
 			}
 			var s Sample
 			if err := p.ParseLine([]byte(line), now, &s); err != want {
-				t.Fatalf("ParseLine(%q) = %v, want %v", line, err, want)
+				t.Fatalf("%s: ParseLine(%q) = %v, want %v", p.NameRule, line, err, want)
 			}
 		}
+	}
+	f := func(line string, want error) {
+		t.Helper()
+		check(&strict, line, want)
+		check(&def, line, want)
+	}
+	fb := func(line string, want error) {
+		t.Helper()
+		check(&strict, line, want)
 	}
 	f("foo", ErrBadLine)
 	f("foo|c", ErrBadLine)
 
-	f("page.views:1|c|#env:prod,host:a", ErrBadName)
-	f("api-requests:1|c", ErrBadName)
-	f("_foo:1|c", ErrBadName)
-	f("1foo:1|c", ErrBadName)
+	fb("page.views:1|c|#env:prod,host:a", ErrBadName)
+	fb("api-requests:1|c", ErrBadName)
+	fb("_foo:1|c", ErrBadName)
+	fb("1foo:1|c", ErrBadName)
 	f(":1|c", ErrBadName)
-	f("fé:1|c", ErrBadName)
+	fb("fé:1|c", ErrBadName)
 
 	f("foo:1", ErrBadType)
 	f("foo:1|", ErrBadType)
@@ -263,9 +273,9 @@ func TestStatsD_Failure(t *testing.T) {
 	f("foo:1|c|#,a=1", ErrBadTag)
 	f("foo:1|c|#a=1,,", ErrBadTag)
 	f("foo:1|c|#=v", ErrBadTag)
-	f("foo:1|c|#a.b=1", ErrBadTag)
-	f("foo:1|c|#1a=1", ErrBadTag)
-	f("foo:1|c|#_a=1", ErrBadTag)
+	fb("foo:1|c|#a.b=1", ErrBadTag)
+	fb("foo:1|c|#1a=1", ErrBadTag)
+	fb("foo:1|c|#_a=1", ErrBadTag)
 
 	f("foo:1|c|#"+strings.Repeat("a=1,", 65), ErrTooManyTags)
 
@@ -345,7 +355,7 @@ func TestStatsD_Options(t *testing.T) {
 	f(def, strings.Repeat("n", 256)+":1|c", strings.Repeat("n", 256)+":1|c", nil)
 	f(def, "foo:1|c|#k="+strings.Repeat("v", 1023), "foo:1|c|#k="+strings.Repeat("v", 1023), nil)
 	f(def, "foo:1"+strings.Repeat(":1", 63)+"|ms", "foo:1"+strings.Repeat(":1", 63)+"|ms", nil)
-	sanitized := &StatsD{SanitizeNames: true, MaxNameLength: 4}
+	sanitized := &StatsD{NameRule: RuleSanitize, MaxNameLength: 4}
 	f(sanitized, "a.b.c:1|c", "", ErrNameTooLong) // checked as sent, before sanitizing
 
 	narrow := &StatsD{TimestampWindow: 10}
@@ -363,7 +373,7 @@ func TestStatsD_Options(t *testing.T) {
 }
 
 func TestStatsD_Sanitize_Success(t *testing.T) {
-	p := StatsD{SanitizeNames: true}
+	p := StatsD{NameRule: RuleSanitize}
 	f := func(line, want string) {
 		t.Helper()
 		for range 2 {
@@ -383,7 +393,7 @@ func TestStatsD_Sanitize_Success(t *testing.T) {
 }
 
 func TestStatsD_Sanitize_Failure(t *testing.T) {
-	p := StatsD{SanitizeNames: true}
+	p := StatsD{NameRule: RuleSanitize}
 	f := func(line string, want error) {
 		t.Helper()
 		var s Sample
@@ -400,6 +410,68 @@ func TestStatsD_Sanitize_Failure(t *testing.T) {
 	f("a\xff:1|c", ErrBadUTF8)
 	f("foo:1|c|#.a=1", ErrBadTag)
 	f("foo:1|c|#bucket=.a", ErrBadBucket)
+}
+
+func TestStatsD_StatsDRule_Success(t *testing.T) {
+	var p StatsD // RuleStatsD is the zero value
+	f := func(line, want string) {
+		t.Helper()
+		for range 2 {
+			got := formatAll(p.Parse([]byte(line), now))
+			if len(got) != 1 || got[0] != want {
+				t.Fatalf("Parse(%q) = %q, want %q", line, got, want)
+			}
+		}
+	}
+	f("page.views:1|c|#env:prod,host:a", "page.views:1|c|#env=prod,host=a")
+	f("api-requests.count:1|c|#my.key=v.1", "api-requests.count:1|c|#my.key=v.1")
+	f("1foo:1|c", "1foo:1|c")
+	f("_foo:1|c", "_foo:1|c")
+	f(".:1|c", ".:1|c")
+	f(`a"b\c,d=e{f}/g!~:1|ms`, `a"b\c,d=e{f}/g!~:1|ms`)
+	f("héllo✓:1|c", "héllo✓:1|c")
+	f("x:1|c|#1k=1,_k=2,k-é/\"=3", "x:1|c|#1k=1,_k=2,k-é/\"=3")
+	f("foo:1|c|#bucket=my_bucket", "foo:1|c|#bucket=my_bucket")
+	f(strings.Repeat("é", 128)+":1|c", strings.Repeat("é", 128)+":1|c")
+}
+
+func TestStatsD_StatsDRule_Failure(t *testing.T) {
+	var p StatsD
+	f := func(line string, want error) {
+		t.Helper()
+		var s Sample
+		for range 2 {
+			if err := p.ParseLine([]byte(line), now, &s); err != want {
+				t.Fatalf("ParseLine(%q) = %v, want %v", line, err, want)
+			}
+		}
+	}
+	for _, name := range []string{"a|b", "a@b", "a#b", "a b", "a\tb", "a\x00b", "a\x7fb", "a\u0085b", "a\u00a0b", "a\u2028b", "a\u3000b"} {
+		f(name+":1|c", ErrBadName)
+	}
+	f("|:1|c", ErrBadName)
+	f("a\xff:1|c", ErrBadUTF8)
+	f("foo:1|c|#a\\b=1", ErrBadTag)
+	f("foo:1|c|#a@b=1", ErrBadTag)
+	f("foo:1|c|#a b=1", ErrBadTag)
+	f("foo:1|c|#a\u00a0=1", ErrBadTag)
+	f("foo:1|c|#é\xff=1", ErrBadUTF8)
+	// Buckets name output buckets: RuleBucky3 under RuleStatsD too.
+	f("foo:1|c|#bucket=a.b", ErrBadBucket)
+	f("foo:1|c|#bucket=9a", ErrBadBucket)
+	// The length limit counts bytes, not characters.
+	f(strings.Repeat("é", 129)+":1|c", ErrNameTooLong)
+}
+
+func TestParseNameRule(t *testing.T) {
+	for _, r := range []NameRule{RuleStatsD, RuleBucky3, RuleSanitize} {
+		if got, ok := ParseNameRule(r.String()); !ok || got != r {
+			t.Fatalf("ParseNameRule(%q) = %v, %v", r, got, ok)
+		}
+	}
+	if _, ok := ParseNameRule("strict"); ok || NameRule(9).String() != "invalid" {
+		t.Fatal("unknown rule accepted")
+	}
 }
 
 // A consumer appending to a sample's slices must not clobber the next sample.

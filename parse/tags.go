@@ -45,14 +45,15 @@ func escapedAt(b []byte, i int) bool {
 func (p *StatsD) parseTags(section []byte, nowMs int64, s *Sample) error {
 	n := 0
 	var t tagSpan
+	keys := p.keyTable()
 	for len(section) > 0 {
-		t.scan(section)
+		t.scan(section, keys)
 		if t.end == 0 {
 			return ErrBadTag // only one trailing comma is allowed
 		}
 		if t.sep == t.end {
 			p.BareTags++
-		} else if err := p.addTag(section[:t.end], &t, nowMs, s, &n); err != nil {
+		} else if err := p.addTag(section[:t.end], &t, keys, nowMs, s, &n); err != nil {
 			return err
 		}
 		if t.end == len(section) {
@@ -68,7 +69,7 @@ func (p *StatsD) parseTags(section []byte, nowMs int64, s *Sample) error {
 // stack in wide copies that stalled on the narrow stores before them (see
 // bench/RESULTS.md, "Design notes: statsd_server reader path").
 type tagSpan struct {
-	valid int // length of the key's prefix made of name bytes
+	valid int // length of the key's prefix made of bytes of the key table
 	sep   int // index of the separator, the first unescaped '=' or ':'; end for a bare tag
 	end   int // index of the unescaped comma ending the tag, or the section's length
 	// escaped says the value holds a backslash, ascii that it holds only
@@ -80,9 +81,10 @@ type tagSpan struct {
 // each for the tag's end, the key's end, the separator and the value's
 // UTF-8 (see bench/RESULTS.md, "Design notes: statsd_server reader path"). A backslash escapes the byte after it
 // everywhere in the tag, so an escaped comma, '=' or ':' ends nothing.
-func (t *tagSpan) scan(section []byte) {
+// keys is the key table of the name rule, which holds no separator.
+func (t *tagSpan) scan(section []byte, keys *[256]bool) {
 	i := 0
-	for i < len(section) && nameByte[section[i]] {
+	for i < len(section) && keys[section[i]] {
 		i++
 	}
 	t.valid = i
@@ -149,16 +151,16 @@ func hasByte(w uint64, c byte) uint64 {
 	return (x - ones) &^ x & highs
 }
 
-// addTag adds tag, located by t, which has a separator. n counts the
-// tags of the line.
-func (p *StatsD) addTag(tag []byte, t *tagSpan, nowMs int64, s *Sample, n *int) error {
+// addTag adds tag, located by t with the key table keys, which has a
+// separator. n counts the tags of the line.
+func (p *StatsD) addTag(tag []byte, t *tagSpan, keys *[256]bool, nowMs int64, s *Sample, n *int) error {
 	if *n++; *n > p.maxTags() {
 		return ErrTooManyTags
 	}
 	if len(tag)-1 > p.maxTagLength() { // tag is key, separator and value
 		return ErrTagTooLong
 	}
-	key, err := p.checkName(tag[:t.sep], t.valid, ErrBadTag)
+	key, err := p.checkName(tag[:t.sep], t.valid, keys, ErrBadTag)
 	if err != nil {
 		return err
 	}
@@ -181,7 +183,7 @@ func (p *StatsD) addTag(tag []byte, t *tagSpan, nowMs int64, s *Sample, n *int) 
 		s.Timestamp, err = timestampMs(v, nowMs, p.windowMs())
 		return err
 	case "bucket":
-		if value, err = p.checkName(value, nameLen(value), ErrBadBucket); err != nil {
+		if value, err = p.checkName(value, nameLen(value, &nameByte), &nameByte, ErrBadBucket); err != nil {
 			return err
 		}
 	}

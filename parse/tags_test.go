@@ -15,47 +15,54 @@ func FuzzScanTag(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, section []byte) {
-		// The tag ends at the first comma not escaped by a backslash.
-		end := 0
-		for ; end < len(section) && section[end] != ','; end++ {
-			if section[end] == '\\' {
-				end++
-			}
-		}
-		end = min(end, len(section))
-		tag := section[:end]
-		valid := 0
-		for valid < len(tag) && nameByte[tag[valid]] {
-			valid++
-		}
-		sep := valid
-		for ; sep < len(tag) && tag[sep] != '=' && tag[sep] != ':'; sep++ {
-			if tag[sep] == '\\' {
-				sep++
-			}
-		}
-		sep = min(sep, end)
-
-		var got tagSpan
-		got.scan(section)
-		if got.valid != valid || got.sep != sep || got.end != end {
-			t.Fatalf("scan(%q) = valid %d, sep %d, end %d; want %d, %d, %d", section, got.valid, got.sep, got.end, valid, sep, end)
-		}
-		if sep == end {
-			return
-		}
-		value := tag[sep+1:]
-		unescaped := appendUnescaped(nil, value)
-		if !got.escaped && !bytes.Equal(unescaped, value) {
-			t.Fatalf("scan(%q): value %q not marked escaped", section, value)
-		}
-		if ascii := !bytes.ContainsFunc(value, func(r rune) bool { return r >= utf8.RuneSelf }); got.ascii != ascii {
-			t.Fatalf("scan(%q): ascii %v, want %v", section, got.ascii, ascii)
-		}
-		if got.ascii && !utf8.Valid(unescaped) {
-			t.Fatalf("scan(%q): ASCII value %q unescapes to invalid UTF-8", section, value)
-		}
+		checkScan(t, section, &nameByte)
+		checkScan(t, section, &statsdKeyByte)
 	})
+}
+
+// checkScan is FuzzScanTag's check of section with the key table keys.
+func checkScan(t *testing.T, section []byte, keys *[256]bool) {
+	t.Helper()
+	// The tag ends at the first comma not escaped by a backslash.
+	end := 0
+	for ; end < len(section) && section[end] != ','; end++ {
+		if section[end] == '\\' {
+			end++
+		}
+	}
+	end = min(end, len(section))
+	tag := section[:end]
+	valid := 0
+	for valid < len(tag) && keys[tag[valid]] {
+		valid++
+	}
+	sep := valid
+	for ; sep < len(tag) && tag[sep] != '=' && tag[sep] != ':'; sep++ {
+		if tag[sep] == '\\' {
+			sep++
+		}
+	}
+	sep = min(sep, end)
+
+	var got tagSpan
+	got.scan(section, keys)
+	if got.valid != valid || got.sep != sep || got.end != end {
+		t.Fatalf("scan(%q) = valid %d, sep %d, end %d; want %d, %d, %d", section, got.valid, got.sep, got.end, valid, sep, end)
+	}
+	if sep == end {
+		return
+	}
+	value := tag[sep+1:]
+	unescaped := appendUnescaped(nil, value)
+	if !got.escaped && !bytes.Equal(unescaped, value) {
+		t.Fatalf("scan(%q): value %q not marked escaped", section, value)
+	}
+	if ascii := !bytes.ContainsFunc(value, func(r rune) bool { return r >= utf8.RuneSelf }); got.ascii != ascii {
+		t.Fatalf("scan(%q): ascii %v, want %v", section, got.ascii, ascii)
+	}
+	if got.ascii && !utf8.Valid(unescaped) {
+		t.Fatalf("scan(%q): ASCII value %q unescapes to invalid UTF-8", section, value)
+	}
 }
 
 func TestPlainLen(t *testing.T) {
