@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/bucky3/bucky3/engine"
@@ -20,6 +22,17 @@ import (
 
 // contentType is the text exposition format 0.0.4.
 const contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+// protoContentType is the delimited protobuf exposition format, which the
+// typed layout serves to scrapers that ask for it (native histograms have
+// no text form).
+const protoContentType = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited"
+
+// The layouts of the page.
+const (
+	layoutBucky3 = "bucky3"
+	layoutTyped  = "typed"
+)
 
 // Options configure a prometheus_exporter module.
 type Options struct {
@@ -61,6 +74,14 @@ type Options struct {
 	// (exporter-toolkit's, as node_exporter's --web.config.file): TLS,
 	// basic auth, headers. "" serves plain HTTP to anyone.
 	WebConfigFile string `toml:"web_config_file"`
+	// Layout is "bucky3" (one untyped family per bucket, a value label
+	// per field) or "typed" (statsd_exporter's families: cumulative
+	// counters, gauges, histograms, summaries).
+	Layout string `toml:"layout"`
+	// TTL is how long, in seconds, a series of the typed layout may go
+	// without an update before it is removed, when its source does not
+	// say; 0 keeps it for ever.
+	TTL float64 `toml:"ttl"`
 }
 
 // maxHeaderBytes bounds a request's header: a scrape sends a few hundred
@@ -86,6 +107,7 @@ func DefaultOptions() Options {
 		IdleTimeout:        60,
 		DrainTimeout:       1,
 		SelfMetrics:        true,
+		Layout:             layoutBucky3,
 	}
 	o.FlushInterval = 5
 	return o
@@ -104,6 +126,16 @@ func (o *Options) Validate() error {
 	}
 	if o.ValuesTimeout <= 0 {
 		return fmt.Errorf("values_timeout: must be above 0, got %v", o.ValuesTimeout)
+	}
+	switch o.Layout {
+	case layoutBucky3, layoutTyped:
+	default:
+		return fmt.Errorf(`layout: must be "bucky3" or "typed", got %q`, o.Layout)
+	}
+	if o.TTL != 0 {
+		if err := engine.CheckSeconds("ttl", o.TTL, 0); err != nil {
+			return fmt.Errorf("%w (or 0: never)", err)
+		}
 	}
 	if o.MaxSeries < 1 {
 		return fmt.Errorf("max_series: must be at least 1, got %d", o.MaxSeries)
@@ -143,7 +175,10 @@ type Exporter struct {
 	opts  Options
 	path  string
 	start time.Time
+	// store holds the bucky3 layout, typed the typed one: exactly one is
+	// set.
 	store *store
+	typed *typedStore
 
 	requests   *engine.Counter
 	rendered   *engine.Counter
@@ -155,9 +190,10 @@ type Exporter struct {
 	// counts.
 	agentReady func()
 
-	// page is the latest rendering; renderMu makes concurrent scrapes of
-	// a changed store wait for one render instead of each doing their own.
-	page     atomic.Pointer[page]
+	// pages are the latest rendering in each format; renderMu makes
+	// concurrent scrapes of a changed store wait for one render instead
+	// of each doing their own.
+	pages    [2]atomic.Pointer[page]
 	renderMu sync.Mutex
 	// self renders the agent's own metrics after the data; nil when
 	// self_metrics is off.
@@ -180,7 +216,6 @@ func New(m engine.Module, o Options) (*Exporter, error) {
 		opts:       o,
 		path:       "/" + strings.TrimPrefix(o.HTTPPath, "/"),
 		start:      time.Now(),
-		store:      newStore(m.Stats, storeLimits{maxSeries: o.MaxSeries, memory: m.Memory}),
 		requests:   m.Stats.Counter("http_requests"),
 		rendered:   m.Stats.Counter("pages_rendered"),
 		compressed: m.Stats.Counter("pages_compressed"),
@@ -190,13 +225,23 @@ func New(m engine.Module, o Options) (*Exporter, error) {
 		agentReady: m.AwaitReady(),
 		ready:      make(chan struct{}),
 	}
+	limits := storeLimits{maxSeries: o.MaxSeries, memory: m.Memory}
+	if o.Layout == layoutTyped {
+		e.typed = newTypedStore(m.Log, m.Stats, limits, engine.Seconds(o.TTL), engine.Seconds(o.ValuesTimeout))
+	} else {
+		e.store = newStore(m.Stats, limits)
+	}
 	if o.SelfMetrics {
 		all := m.AllStats
 		if all == nil { // outside an agent: this module's counters only
 			own := []engine.ModuleStats{{Name: m.Name, Kind: engine.ModuleDestination, Stats: m.Stats}}
 			all = func() []engine.ModuleStats { return own }
 		}
-		e.self = newSelfMetrics(m.Log, all)
+		var extra []prometheus.Collector
+		if e.typed != nil {
+			extra = append(extra, &conflictCollector{module: m.Name, counts: e.typed.conflictCounts})
+		}
+		e.self = newSelfMetrics(m.Log, all, extra...)
 	}
 	return e, nil
 }
@@ -219,7 +264,13 @@ func (e *Exporter) Addr() net.Addr {
 // A listen or serve failure is returned for the supervisor to restart.
 func (e *Exporter) Run(ctx context.Context, in <-chan *engine.Batch) error {
 	if e.self != nil {
-		e.reservedOnce.Do(func() { e.store.setReserved(e.self.reserved()) })
+		e.reservedOnce.Do(func() {
+			if e.typed != nil {
+				e.typed.setReserved(e.self.reserved())
+			} else {
+				e.store.setReserved(e.self.reserved())
+			}
+		})
 	}
 	// Certificates may have changed since the config was validated.
 	if err := validateWebConfig(e.opts.WebConfigFile); err != nil {
@@ -267,10 +318,18 @@ func (e *Exporter) Run(ctx context.Context, in <-chan *engine.Batch) error {
 				return nil
 			}
 			e.beat.Begin()
-			e.store.ingest(b, e.now(), e.opts.AddTimestamps)
+			if e.typed != nil {
+				e.typed.ingest(b, e.now())
+			} else {
+				e.store.ingest(b, e.now(), e.opts.AddTimestamps)
+			}
 			e.beat.End()
 		case <-tick.C:
-			e.store.evict(e.now() - int64(timeout))
+			if e.typed != nil {
+				e.typed.expire(e.now())
+			} else {
+				e.store.evict(e.now() - int64(timeout))
+			}
 		case <-served:
 			if errors.Is(serveErr, http.ErrServerClosed) {
 				return nil
@@ -325,12 +384,19 @@ func (e *Exporter) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
+	format := formatText
+	if e.typed != nil && expfmt.NegotiateAccept(r.Header, expfmt.FmtProtoDelim, expfmt.FmtText).FormatType() == expfmt.TypeProtoDelim {
+		format = formatProto
+	}
 	h := w.Header()
-	h.Set("Content-Type", contentType)
+	h.Set("Content-Type", contentTypes[format])
 	if e.opts.Compression == "gzip" {
 		h.Add("Vary", "Accept-Encoding")
 	}
-	p := e.currentPage()
+	if e.typed != nil {
+		h.Add("Vary", "Accept")
+	}
+	p := e.currentPage(format)
 	// The own metrics change on every scrape: they follow the shared page.
 	bp, _ := e.texts.Get().(*[]byte)
 	if bp == nil {
@@ -339,7 +405,11 @@ func (e *Exporter) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	defer e.texts.Put(bp)
 	own := (*bp)[:0]
 	if e.self != nil {
-		own = e.self.appendText(own)
+		if format == formatProto {
+			own = e.self.appendProto(own)
+		} else {
+			own = e.self.appendText(own)
+		}
 	}
 	// Write errors mean the client went away; there is nobody to tell.
 	if e.opts.Compression == "gzip" && acceptsGzip(r.Header.Values("Accept-Encoding")) {
@@ -361,17 +431,46 @@ func (e *Exporter) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	*bp = own[:0]
 }
 
-// currentPage returns the rendering of the store as it is now, rendering
-// it only when the store changed since the last one. Scrapes that find it
-// stale together wait for one render.
-func (e *Exporter) currentPage() *page {
-	if p := e.page.Load(); p != nil && p.version == e.store.version.Load() {
+// The formats of a page: the text format, and the delimited protobuf
+// format the typed layout also serves.
+const (
+	formatText = iota
+	formatProto
+)
+
+var contentTypes = [...]string{formatText: contentType, formatProto: protoContentType}
+
+// version returns the version of the store as it is now.
+func (e *Exporter) version() uint64 {
+	if e.typed != nil {
+		return e.typed.version.Load()
+	}
+	return e.store.version.Load()
+}
+
+// render appends the store in format to dst, and returns the version it
+// shows.
+func (e *Exporter) render(dst []byte, format int) ([]byte, uint64) {
+	switch {
+	case e.typed == nil:
+		return e.store.appendPage(dst)
+	case format == formatProto:
+		return e.typed.appendProto(dst)
+	}
+	return e.typed.appendText(dst)
+}
+
+// currentPage returns the rendering of the store in format as it is now,
+// rendering it only when the store changed since the last one. Scrapes
+// that find it stale together wait for one render.
+func (e *Exporter) currentPage(format int) *page {
+	if p := e.pages[format].Load(); p != nil && p.version == e.version() {
 		return p
 	}
 	e.renderMu.Lock()
 	defer e.renderMu.Unlock()
-	old := e.page.Load()
-	if old != nil && old.version == e.store.version.Load() {
+	old := e.pages[format].Load()
+	if old != nil && old.version == e.version() {
 		return old
 	}
 	// Scrapes may still be writing the old page: render into new memory,
@@ -380,9 +479,9 @@ func (e *Exporter) currentPage() *page {
 	if old != nil {
 		size = len(old.text)
 	}
-	text, version := e.store.appendPage(make([]byte, 0, size))
+	text, version := e.render(make([]byte, 0, size), format)
 	p := &page{version: version, text: text}
-	e.page.Store(p)
+	e.pages[format].Store(p)
 	e.rendered.Inc()
 	return p
 }

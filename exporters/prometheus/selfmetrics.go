@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/encoding/protodelim"
 
 	"github.com/bucky3/bucky3/engine"
 )
@@ -215,14 +216,53 @@ type selfMetrics struct {
 	reg *prometheus.Registry
 }
 
-func newSelfMetrics(log *slog.Logger, all func() []engine.ModuleStats) *selfMetrics {
+func newSelfMetrics(log *slog.Logger, all func() []engine.ModuleStats, extra ...prometheus.Collector) *selfMetrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		&agentCollector{all: all},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	reg.MustRegister(extra...)
 	return &selfMetrics{log: log, reg: reg}
+}
+
+// appendProto appends the families in the delimited protobuf format.
+func (s *selfMetrics) appendProto(dst []byte) []byte {
+	fams, err := s.reg.Gather()
+	if err != nil {
+		s.log.Debug("gathering the agent's own metrics", "err", err)
+	}
+	buf := bytes.NewBuffer(dst)
+	for _, mf := range fams {
+		_, _ = protodelim.MarshalTo(buf, mf) // a bytes.Buffer does not fail
+	}
+	return buf.Bytes()
+}
+
+// conflictCollector yields bucky3_typed_conflicts_total{module,name}: the
+// samples the typed layout dropped because their family holds another
+// type, label-name set or classic buckets, by family name. It is
+// unchecked: the names come and go.
+type conflictCollector struct {
+	module string
+	counts func() map[string]uint64
+}
+
+var conflictsDesc = prometheus.NewDesc("bucky3_typed_conflicts_total",
+	"Samples the typed layout dropped because their family holds another type, label-name set or classic buckets, by family name (at most 100 names, then _other).",
+	[]string{"module", "name"}, nil)
+
+func (c *conflictCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c *conflictCollector) Collect(ch chan<- prometheus.Metric) {
+	for name, n := range c.counts() {
+		m, err := prometheus.NewConstMetric(conflictsDesc, prometheus.CounterValue, float64(n), c.module, name)
+		if err != nil {
+			continue // a name that is not valid UTF-8
+		}
+		ch <- m
+	}
 }
 
 // appendText appends the families in the text format 0.0.4. A collector
