@@ -77,6 +77,12 @@ type flusher struct {
 	metrics  []engine.Metric
 	tags     arena[engine.Tag]
 	fields   arena[engine.Field]
+	// The distributions of a typed table's timers and their slices.
+	dists   arena[engine.Distribution]
+	natives arena[engine.NativeBuckets]
+	buckets arena[engine.NativeBucket]
+	counts  arena[uint64]
+	floats  arena[float64]
 
 	// The current series: its timestamp, bucket tag ("" for none), and
 	// tags with name set and bucket removed, sorted.
@@ -91,6 +97,10 @@ func (f *flusher) series(ser *series) {
 	f.ts = ser.ts
 	if f.ts == 0 {
 		f.ts = f.now
+	}
+	if ser.typ != nil {
+		f.typed(ser)
+		return
 	}
 	f.bucket = ""
 	f.raw = f.raw[:0]

@@ -7,13 +7,15 @@ import (
 
 // addGauge keeps the last value; a signed value adds to the current one.
 // A series is created by its first sample with value 0, so a signed first
-// sample adding to 0 sets the gauge, as SPEC §4.2 asks.
+// sample adding to 0 sets the gauge, as SPEC §4.2 asks. abs records an
+// absolute value, which a typed gauge needs to tell a value from a change.
 func (ser *series) addGauge(s *parse.Sample) {
 	for _, v := range s.Values {
 		if s.Delta {
 			ser.value += v
 		} else {
 			ser.value = v
+			ser.abs = true
 		}
 	}
 }

@@ -48,6 +48,13 @@ type Options struct {
 	// Stripes is the number of independently locked parts of the table, a
 	// power of two. It is a tuning knob, not a configuration option.
 	Stripes int `toml:"-"`
+	// Typed makes every series emit one typed metric (typed.go) instead
+	// of the bucky3 layout; statsd sets it from its layout option.
+	Typed bool `toml:"-"`
+	// DefaultBuckets are the classic histogram bounds of a typed timer
+	// series whose SeriesType does not come from a mapping. Validate
+	// drops a trailing +Inf; empty means the default.
+	DefaultBuckets []float64 `toml:"default_buckets"`
 }
 
 // Budget is what a Table asks of a memory budget; *engine.Memory is one,
@@ -86,8 +93,13 @@ func DefaultOptions() Options {
 		MaxTimerSamples:  1 << 16,
 		MaxSetSize:       100_000,
 		Stripes:          256,
+		DefaultBuckets:   slices.Clone(defaultBuckets),
 	}
 }
+
+// defaultBuckets are client_golang's DefBuckets, which statsd_exporter
+// uses when its mapping sets none: response times in seconds.
+var defaultBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 // Validate checks o and normalises PercentileThresholds in place. Errors
 // name the offending option.
@@ -130,6 +142,14 @@ func (o *Options) Validate() error {
 	}
 	if o.Stripes <= 0 || o.Stripes&(o.Stripes-1) != 0 {
 		return fmt.Errorf("stripes: must be a power of two, got %d", o.Stripes)
+	}
+	if len(classicBounds(o.DefaultBuckets)) == 0 {
+		o.DefaultBuckets = slices.Clone(defaultBuckets)
+	}
+	o.DefaultBuckets = classicBounds(o.DefaultBuckets)
+	st := SeriesType{Buckets: o.DefaultBuckets}
+	if err := st.Validate(); err != nil {
+		return fmt.Errorf("default_%w", err)
 	}
 	return nil
 }

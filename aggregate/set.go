@@ -46,11 +46,15 @@ func (t *Table) startSketch(ser *series) {
 // set emits count, the number of distinct members. An estimate is never
 // below the count known exact when the set became a sketch.
 func (f *flusher) set(ser *series) {
-	n := float64(len(ser.members))
-	if ser.over != nil {
-		n = float64(max(ser.over.sketch.Estimate(), uint64(f.t.o.MaxSetSize)+1))
-	}
 	fs := f.fields.carve(1)
-	fs[0] = engine.Field{Name: "count", Value: engine.Number(n)}
+	fs[0] = engine.Field{Name: "count", Value: engine.Number(f.setCount(ser))}
 	f.emit(f.t.o.SetsBucket, "", "", fs)
+}
+
+// setCount returns the number of distinct members of ser.
+func (f *flusher) setCount(ser *series) float64 {
+	if ser.over != nil {
+		return float64(max(ser.over.sketch.Estimate(), uint64(f.t.o.MaxSetSize)+1))
+	}
+	return float64(len(ser.members))
 }

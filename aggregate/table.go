@@ -44,6 +44,8 @@ func kindOf(t parse.Type) kind {
 // the reader's prefetch of it (Ref.Hints), needs one cache line.
 type series struct {
 	kind kind
+	// abs is set when a gauge took an absolute value this interval.
+	abs bool
 	// next is the position of the next series with the same hash in the
 	// stripe's slice, -1 for none.
 	next int32
@@ -63,6 +65,10 @@ type series struct {
 	key string
 	// rule is the histogram rule of a timer, chosen at creation.
 	rule *histRule
+	// typ is the type of a series of a typed table, nil otherwise; obs
+	// holds a typed timer's observations (typed.go).
+	typ *SeriesType
+	obs *observations
 }
 
 // stripe is one independently locked part of a Table.
@@ -154,6 +160,9 @@ type Table struct {
 	estimated     atomic.Uint64
 	// seed starts each reservoir's random stream.
 	seed atomic.Uint64
+	// defaults are the SeriesTypes of a typed table's samples added
+	// without one: [0] for most, [1] for ms timers (defaultType).
+	defaults [2]SeriesType
 
 	flushMu sync.Mutex
 	last    time.Time // time of the previous Flush, or of New
@@ -172,6 +181,8 @@ func New(o Options) (*Table, error) {
 		last:    time.Now(),
 	}
 	t.seed.Store(rand.Uint64())
+	t.defaults[0] = SeriesType{Buckets: o.DefaultBuckets}
+	t.defaults[1] = SeriesType{Buckets: o.DefaultBuckets, Scale: 0.001}
 	for i := range o.Histograms {
 		r, err := compileRule(&o.Histograms[i])
 		if err != nil {
@@ -225,10 +236,11 @@ func (t *Table) NewWriter() *Writer { return &Writer{t: t, key: make([]byte, 0, 
 // that already exists in this interval does not allocate. Add returns
 // false when s is dropped: because it would start a series beyond
 // MaxSeries (counted in SeriesDropped) or while memory is tight (counted
-// in MemoryDropped), or because its Type is unknown.
+// in MemoryDropped), or because its Type is unknown. On a typed table a
+// new series takes the table's default SeriesType (AddTyped).
 func (w *Writer) Add(s *parse.Sample) bool {
 	var ref Ref
-	return w.AddRef(s, &ref)
+	return w.addRef(s, w.t.defaultType(s.Type), &ref)
 }
 
 // Ref remembers a series, so that adding to it again through AddTo skips
@@ -241,12 +253,20 @@ type Ref struct {
 	hash uint64
 	gen  uint64 // the stripe's gen when slot was found
 	slot int32
+	// typ is the series' type on a typed table, to start it again.
+	typ *SeriesType
 	// at and next are the prefetch hints of the last add (see hints.go).
 	at, next uintptr
 }
 
 // AddRef is Add that also sets ref to the series s was added to.
 func (w *Writer) AddRef(s *parse.Sample, ref *Ref) bool {
+	return w.addRef(s, w.t.defaultType(s.Type), ref)
+}
+
+// addRef is AddRef for a series of type typ, nil on a table that is not
+// typed.
+func (w *Writer) addRef(s *parse.Sample, typ *SeriesType, ref *Ref) bool {
 	k := kindOf(s.Type)
 	if k == 0 {
 		return false
@@ -258,22 +278,23 @@ func (w *Writer) AddRef(s *parse.Sample, ref *Ref) bool {
 	st.mu.Lock()
 	slot := find(st, h, w.key)
 	if slot < 0 {
-		if slot = create(t, st, h, w.key); slot < 0 {
+		if slot = create(t, st, h, w.key, typ); slot < 0 {
 			st.mu.Unlock()
 			return false
 		}
 	}
 	ser := st.series.at(slot)
 	ser.add(t, s)
-	*ref = Ref{key: ser.key, hash: h, gen: st.gen, slot: slot}
+	*ref = Ref{key: ser.key, hash: h, gen: st.gen, slot: slot, typ: ser.typ}
 	ref.at, ref.next = hintsOf(ser)
 	st.mu.Unlock()
 	return true
 }
 
-// AddTo adds s to the series ref was set to by AddRef, which must have
-// the same kind as s: its Name and Tags are ignored. After a Flush, AddTo
-// starts the series again, so it may drop s as Add does.
+// AddTo adds s to the series ref was set to by AddRef or AddTyped, which
+// must have the same kind as s: its Name and Tags are ignored. After a
+// Flush, AddTo starts the series again, of the type it had, so it may drop
+// s as Add does.
 func (w *Writer) AddTo(ref *Ref, s *parse.Sample) bool {
 	t := w.t
 	st := &t.stripes[ref.hash&t.mask]
@@ -281,7 +302,7 @@ func (w *Writer) AddTo(ref *Ref, s *parse.Sample) bool {
 	if ref.gen != st.gen {
 		slot := find(st, ref.hash, ref.key)
 		if slot < 0 {
-			if slot = create(t, st, ref.hash, ref.key); slot < 0 {
+			if slot = create(t, st, ref.hash, ref.key, ref.typ); slot < 0 {
 				st.mu.Unlock()
 				return false
 			}
@@ -304,7 +325,9 @@ func (ser *series) add(t *Table, s *parse.Sample) {
 		ser.addGauge(s)
 	case kindTimer:
 		// Below the cap a sample costs an append; sampling starts past it.
-		if len(ser.samples)+len(s.Values) <= t.o.MaxTimerSamples {
+		if ser.typ != nil {
+			ser.observe(t, s)
+		} else if len(ser.samples)+len(s.Values) <= t.o.MaxTimerSamples {
 			ser.samples = append(ser.samples, s.Values...)
 		} else {
 			t.addSampled(ser, s.Values)
@@ -367,12 +390,12 @@ func find[K string | []byte](st *stripe, h uint64, key K) int32 {
 	return -1
 }
 
-// create adds the series of key to st, reusing a recycled slot when there
-// is one, and returns its position. It returns -1, counted, while memory
+// create adds the series of key to st, of type typ on a typed table,
+// reusing a recycled slot when there is one, and returns its position. It returns -1, counted, while memory
 // is tight (the budget costs one atomic load, on this path only) or when
 // the table already holds MaxSeries series. The key is copied only when
 // the series is kept: a refusal, which a flood repeats, allocates nothing.
-func create[K string | []byte](t *Table, st *stripe, h uint64, key K) int32 {
+func create[K string | []byte](t *Table, st *stripe, h uint64, key K, typ *SeriesType) int32 {
 	if t.o.Memory != nil && t.o.Memory.Tight() {
 		t.droppedMemory.Add(1)
 		return -1
@@ -390,7 +413,16 @@ func create[K string | []byte](t *Table, st *stripe, h uint64, key K) int32 {
 		ser.next = head
 	}
 	st.index[h] = n
-	if ser.kind == kindTimer {
+	switch {
+	case typ != nil:
+		ser.typ = typ
+		if ser.kind == kindTimer {
+			if ser.obs == nil {
+				ser.obs = new(observations)
+			}
+			ser.obs.start(typ)
+		}
+	case ser.kind == kindTimer:
 		name, _ := cutField(ser.key[1:])
 		ser.rule = t.ruleFor(name)
 	}
@@ -412,11 +444,12 @@ func (t *Table) ruleFor(name string) *histRule {
 const (
 	maxRecycledSamples = 1 << 16
 	maxRecycledMembers = 1 << 12
+	maxRecycledNative  = 1 << 8
 )
 
 // recycle empties ser for a later series.
 func (ser *series) recycle() {
-	samples, members := ser.samples[:0], ser.members
+	samples, members, obs := ser.samples[:0], ser.members, ser.obs
 	if cap(samples) > maxRecycledSamples {
 		samples = nil
 	}
@@ -424,5 +457,8 @@ func (ser *series) recycle() {
 		members = nil
 	}
 	clear(members)
-	*ser = series{samples: samples, members: members}
+	if obs != nil && cap(obs.pos)+cap(obs.neg) > maxRecycledNative {
+		obs = nil
+	}
+	*ser = series{samples: samples, members: members, obs: obs}
 }
