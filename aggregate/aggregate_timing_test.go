@@ -1,6 +1,8 @@
 package aggregate
 
 import (
+	"math"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
@@ -143,6 +145,120 @@ func BenchmarkFlush(b *testing.B) {
 		b.StartTimer()
 		if ms := tbl.Flush(now); len(ms) < n {
 			b.Fatalf("flushed %d metrics, want at least %d", len(ms), n)
+		}
+	}
+}
+
+// typedBenchTypes are the SeriesTypes of the typed benchmarks: the
+// default buckets, with native buckets at statsd_exporter's default
+// factor, and a summary.
+var typedBenchTypes = []struct {
+	name string
+	st   *SeriesType
+}{
+	{"classic", &SeriesType{Buckets: defaultBuckets, Scale: 0.001}},
+	{"native", &SeriesType{Buckets: defaultBuckets, NativeFactor: 1.1, Scale: 0.001}},
+	{"summary", &SeriesType{Observer: ObserverSummary, Scale: 0.001}},
+}
+
+// BenchmarkAddTyped_KnownSeries measures adds to a known series of a
+// typed table, through AddTyped (key and lookup) and AddTo (the reader's
+// path), per type. Timer values cycle through 1024 log-normal values, so
+// that native buckets are looked up among a realistic number.
+func BenchmarkAddTyped_KnownSeries(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	values := make([]float64, 1024)
+	for i := range values {
+		values[i] = math.Exp(3 + rng.NormFloat64())
+	}
+	type bench struct {
+		name, line string
+		st         *SeriesType
+	}
+	var benches []bench
+	for _, bl := range benchLines[:2] {
+		benches = append(benches, bench{bl.name, bl.line, nil})
+	}
+	for _, tt := range typedBenchTypes {
+		benches = append(benches, bench{"timer_" + tt.name, benchLines[2].line, tt.st})
+	}
+	for _, path := range []string{"AddTyped", "AddTo"} {
+		for _, bn := range benches {
+			b.Run(path+"/"+bn.name, func(b *testing.B) {
+				o := DefaultOptions()
+				o.Typed = true
+				tbl, err := New(o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				w := tbl.NewWriter()
+				s := sampleOf(b, bn.line)
+				var ref Ref
+				w.AddTyped(s, bn.st, &ref)
+				timer := s.Type == parse.Timer
+				b.SetBytes(int64(len(bn.line)))
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if timer {
+						s.Values[0] = values[i&1023]
+						i++
+					}
+					var ok bool
+					if path == "AddTo" {
+						ok = w.AddTo(&ref, s)
+					} else {
+						ok = w.AddTyped(s, bn.st, &ref)
+					}
+					if !ok {
+						b.Fatal("dropped")
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkFlush_Typed measures the flush of 100k series of a typed
+// table, a third each counters, gauges and native-bucket timers holding
+// 10 observations.
+func BenchmarkFlush_Typed(b *testing.B) {
+	const n = 100_000
+	samples := make([]*parse.Sample, n)
+	for i := range samples {
+		bl := benchLines[i%3]
+		s := sampleOf(b, bl.line)
+		s.Name = strconv.AppendInt(s.Name, int64(i), 10)
+		samples[i] = s
+	}
+	o := DefaultOptions()
+	o.Typed = true
+	tbl, err := New(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := tbl.NewWriter()
+	st := typedBenchTypes[1].st
+	fill := func() {
+		for _, s := range samples {
+			var ref Ref
+			for j := range 10 {
+				if s.Type == parse.Timer {
+					s.Values[0] = float64(1 + j*j)
+				}
+				w.AddTyped(s, st, &ref)
+			}
+		}
+	}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		fill()
+		now = now.Add(10 * time.Second)
+		b.StartTimer()
+		if ms := tbl.Flush(now); len(ms) != n {
+			b.Fatalf("flushed %d metrics, want %d", len(ms), n)
 		}
 	}
 }

@@ -123,3 +123,47 @@ func TestAllocs_PastCaps(t *testing.T) {
 		t.Fatalf("refusing a new series: %v allocations, %d dropped; want 0, 101", n, tbl.MemoryDropped())
 	}
 }
+
+// TestAllocs_Typed checks that adding to a known series of a typed table
+// does not allocate, through AddTyped and AddTo, for counters, gauges and
+// histogram timers with classic and native buckets whose values fall in
+// buckets already populated.
+func TestAllocs_Typed(t *testing.T) {
+	o := DefaultOptions()
+	o.Typed = true
+	tbl, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := tbl.NewWriter()
+	hist := &SeriesType{Buckets: []float64{0.005, 0.01, 0.1, 1}, NativeFactor: 1.1, Scale: 0.001}
+	for _, line := range []string{
+		"requests:1|c|@0.5|#env=prod,host=web_01",
+		"queue:+3|g|#env=prod",
+		"queue_abs:3|g|#env=prod",
+		"latency:12.5:3:-1:0|ms|@0.1|#env=prod,host=web_01",
+		"latency_h:1200|h|#env=prod",
+		"latency_d:0.2|d",
+	} {
+		s := sampleOf(t, line)
+		var ref Ref
+		w.AddTyped(s, hist, &ref)
+		tbl.Flush(time.Now())
+		w.AddTo(&ref, s)
+		tbl.Flush(time.Now())
+		for i := range 300 {
+			if n := testing.AllocsPerRun(1, func() { w.AddTyped(s, hist, &ref) }); n != 0 {
+				t.Fatalf("AddTyped(%q) of a known series: %v allocations, want 0", line, n)
+			}
+			if n := testing.AllocsPerRun(1, func() { w.AddTo(&ref, s) }); n != 0 {
+				t.Fatalf("AddTo(%q) of a known series: %v allocations, want 0", line, n)
+			}
+			if n := testing.AllocsPerRun(1, func() { w.Add(s) }); n != 0 {
+				t.Fatalf("Add(%q) of a known series: %v allocations, want 0", line, n)
+			}
+			if i%100 == 0 {
+				tbl.Flush(time.Now())
+			}
+		}
+	}
+}

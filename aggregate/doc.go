@@ -23,4 +23,10 @@
 // gauge, timer or set. ms, h and d samples of one name and tags are the
 // same timer series; a counter and a gauge of one name and tags are two
 // series.
+//
+// A typed table (Options.Typed) emits one typed metric per series instead
+// (typed.go): counter increases, gauges or gauge changes, set counts, and
+// timers as histograms of classic and native buckets, which keep counts
+// rather than samples, or as summaries. Each series keeps the SeriesType
+// it was started with (AddTyped).
 package aggregate

@@ -101,8 +101,8 @@ func DefaultOptions() Options {
 // uses when its mapping sets none: response times in seconds.
 var defaultBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-// Validate checks o and normalises PercentileThresholds in place. Errors
-// name the offending option.
+// Validate checks o and normalises PercentileThresholds and
+// DefaultBuckets in place. Errors name the offending option.
 func (o *Options) Validate() error {
 	for _, b := range []struct{ option, value string }{
 		{"counters_bucket", o.CountersBucket},

@@ -39,6 +39,24 @@ func TestOptionsValidate_Success(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Fatalf("Validate(histograms): %v", err)
 	}
+
+	// default_buckets: a trailing +Inf is implied, empty is the default.
+	for _, c := range []struct{ in, want []float64 }{
+		{nil, defaultBuckets},
+		{[]float64{}, defaultBuckets},
+		{[]float64{inf}, defaultBuckets},
+		{[]float64{-1, 0, 2.5, inf}, []float64{-1, 0, 2.5}},
+		{[]float64{3}, []float64{3}},
+	} {
+		o := DefaultOptions()
+		o.DefaultBuckets = c.in
+		if err := o.Validate(); err != nil || !slices.Equal(o.DefaultBuckets, c.want) {
+			t.Fatalf("Validate(default_buckets %v) = %v, %v; want %v", c.in, o.DefaultBuckets, err, c.want)
+		}
+	}
+	if d := DefaultOptions(); !slices.Equal(d.DefaultBuckets, []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}) {
+		t.Fatalf("DefaultBuckets %v, want statsd_exporter's", d.DefaultBuckets)
+	}
 }
 
 func TestOptionsValidate_Failure(t *testing.T) {
@@ -90,6 +108,9 @@ func TestOptionsValidate_Failure(t *testing.T) {
 	f(rule(HistogramRule{Match: "a", Lower: ptr(10), Bins: []Bin{{Name: "a", Upper: ptr(5)}}}), "histograms[1].bins[0].upper: 5 is not above the previous bound 10")
 	f(rule(HistogramRule{Match: "a", Lower: ptr(inf), Bins: []Bin{{Name: "a"}}}), "histograms[1].lower: ")
 	f(rule(HistogramRule{Match: "a", Bins: []Bin{{Name: "a", Upper: ptr(inf)}}}), "histograms[1].bins[0].upper: ")
+	f(func(o *Options) { o.DefaultBuckets = []float64{1, 0.5} }, "default_buckets: 0.5 is not above the previous bound 1")
+	f(func(o *Options) { o.DefaultBuckets = []float64{-inf, 1} }, "default_buckets: ")
+	f(func(o *Options) { o.DefaultBuckets = []float64{1, 1, inf} }, "default_buckets: ")
 }
 
 func TestPercentileTag(t *testing.T) {
