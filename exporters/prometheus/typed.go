@@ -614,4 +614,3 @@ func validLabelValue(v string) string {
 	}
 	return string(b)
 }
-
