@@ -26,6 +26,13 @@ type ScrapeJob struct {
 // series of a job tells whether its scrapes succeed.
 func StartPrometheusJobs(t testing.TB, jobs ...ScrapeJob) *Prometheus {
 	t.Helper()
+	return StartPrometheusFlags(t, nil, jobs...)
+}
+
+// StartPrometheusFlags is StartPrometheusJobs with extra command-line
+// flags, such as --enable-feature=native-histograms.
+func StartPrometheusFlags(t testing.TB, flags []string, jobs ...ScrapeJob) *Prometheus {
+	t.Helper()
 	bin := findBinary(t, "prometheus")
 	dir := t.TempDir()
 	port := FreePort(t)
@@ -52,12 +59,13 @@ func StartPrometheusJobs(t testing.TB, jobs ...ScrapeJob) *Prometheus {
 	}
 	writeFile(t, config, b.String())
 	p := &Prometheus{URL: "http://" + hostPort(port)}
-	proc := startProcess(t, "prometheus", bin, nil,
-		"--config.file="+config,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+hostPort(port),
+	args := append([]string{
+		"--config.file=" + config,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + hostPort(port),
 		"--log.level=warn",
-	)
+	}, flags...)
+	proc := startProcess(t, "prometheus", bin, nil, args...)
 	proc.waitReady(t, httpReady(p.URL+"/-/ready", 200))
 	return p
 }
