@@ -278,8 +278,18 @@ func nativeIndex(a float64, schema int32) int32 {
 	frac, exp := math.Frexp(a)
 	var i int
 	if schema > 0 {
+		// The first bound not below frac, by halving steps over the 2^s
+		// bounds: frac above them all is the next power's first bucket.
 		b := nativeBounds[schema]
-		j, _ := slices.BinarySearch(b, frac)
+		j := 0
+		for step := len(b) >> 1; step > 0; step >>= 1 {
+			if b[j+step-1] < frac {
+				j += step
+			}
+		}
+		if b[j] < frac {
+			j++
+		}
 		i = j + (exp-1)*len(b)
 	} else {
 		i = exp
@@ -321,12 +331,20 @@ func (o *observations) observeNative(v float64, n uint64) {
 // addNative adds n to bucket i of the sorted buckets b, inserting it when
 // it is not populated yet.
 func addNative(b []engine.NativeBucket, i int32, n uint64) []engine.NativeBucket {
-	j, found := slices.BinarySearchFunc(b, i, func(x engine.NativeBucket, i int32) int { return int(x.Index) - int(i) })
-	if found {
-		b[j].Count += n
+	lo, hi := 0, len(b)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if b[m].Index < i {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(b) && b[lo].Index == i {
+		b[lo].Count += n
 		return b
 	}
-	return slices.Insert(b, j, engine.NativeBucket{Index: i, Count: n})
+	return slices.Insert(b, lo, engine.NativeBucket{Index: i, Count: n})
 }
 
 // halveNative merges pairs of buckets into the buckets of the schema one

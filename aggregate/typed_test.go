@@ -564,3 +564,37 @@ func TestSeriesTypeValidate(t *testing.T) {
 	f(SeriesType{NativeZeroThreshold: math.Inf(1)}, "native_zero_threshold: ")
 	f(SeriesType{Scale: -1}, "scale: ")
 }
+
+// FuzzNativeBucket checks that a value lands in the same native bucket
+// (or zero bucket) as client_golang puts it, at any schema.
+func FuzzNativeBucket(f *testing.F) {
+	f.Add(1.0, int8(3))
+	f.Add(0.001, int8(0))
+	f.Add(-4.0, int8(-1))
+	f.Add(0x1p-128, int8(8))
+	f.Add(math.MaxFloat64, int8(-4))
+	f.Add(1e-300, int8(5))
+	f.Fuzz(func(t *testing.T, v float64, schema int8) {
+		if math.IsNaN(v) || schema < minSchema || schema > maxSchema {
+			return
+		}
+		factor := schemaFactor(int32(schema))
+		h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "h", Help: "h", NativeHistogramBucketFactor: factor})
+		h.Observe(v)
+		var m dto.Metric
+		if err := h.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		ph := m.GetHistogram()
+		tbl := typedTable(t, nil)
+		var ref Ref
+		tbl.NewWriter().AddTyped(&parse.Sample{Name: []byte("h"), Type: parse.Histogram, Rate: 1, Values: []float64{v}},
+			&SeriesType{NativeFactor: factor}, &ref)
+		n := tbl.Flush(time.Now())[0].Fields[0].Value.Dist.Native
+		pos, neg := decodeSpans(ph.GetPositiveSpan(), ph.GetPositiveDelta()), decodeSpans(ph.GetNegativeSpan(), ph.GetNegativeDelta())
+		if n.Schema != ph.GetSchema() || n.ZeroCount != ph.GetZeroCount() || !slices.Equal(n.Positive, pos) || !slices.Equal(n.Negative, neg) {
+			t.Fatalf("%v at schema %d: %d zero %d %v %v; client_golang %d zero %d %v %v", v, schema,
+				n.Schema, n.ZeroCount, n.Positive, n.Negative, ph.GetSchema(), ph.GetZeroCount(), pos, neg)
+		}
+	})
+}
