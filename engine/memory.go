@@ -15,10 +15,27 @@ const DefaultMemoryLimit = 1 << 30
 // own working set would keep it tight.
 const minMemoryLimit = 64 << 20
 
-// memoryCheckEvery is how often the budget samples the runtime: at 1M
-// lines/s a flood grows the heap by tens of MiB in this time, well inside
-// the 10% margin of a default budget.
-const memoryCheckEvery = 100 * time.Millisecond
+// The budget samples the runtime at most every memoryCheckMax and at
+// least every memoryCheckMin, in between as often as a heap growing at
+// memoryGrowthBound could reach 90% of the budget: an idle agent far below
+// it wakes about once a second, not ten times (bench/RESULTS.md, Round 9).
+// Floods measured in the hostile suite grow the heap by a few hundred MiB/s.
+const (
+	memoryCheckMin    = 100 * time.Millisecond
+	memoryCheckMax    = time.Second
+	memoryGrowthBound = 1 << 30 // bytes per second
+)
+
+// nextCheck returns how long the budget may wait before its next sample
+// when used bytes are in use.
+func (m *Memory) nextCheck(used uint64) time.Duration {
+	high := m.limit / 10 * 9
+	if used >= high {
+		return memoryCheckMin
+	}
+	wait := time.Duration(float64(high-used) / memoryGrowthBound * float64(time.Second))
+	return min(max(wait, memoryCheckMin), memoryCheckMax)
+}
 
 // Memory is the agent's memory budget (the global memory_limit). Sources
 // ask it before they keep a new series or object, destinations before they
@@ -82,11 +99,13 @@ func (m *Memory) run(ctx context.Context) {
 		{Name: "/memory/classes/heap/released:bytes"},
 		{Name: "/memory/classes/heap/free:bytes"},
 	}
-	t := time.NewTicker(memoryCheckEvery)
+	t := time.NewTimer(memoryCheckMin)
 	defer t.Stop()
 	for {
 		metrics.Read(samples)
-		m.set(samples[0].Value.Uint64() - samples[1].Value.Uint64() - samples[2].Value.Uint64())
+		used := samples[0].Value.Uint64() - samples[1].Value.Uint64() - samples[2].Value.Uint64()
+		m.set(used)
+		t.Reset(m.nextCheck(used))
 		select {
 		case <-ctx.Done():
 			return

@@ -69,3 +69,31 @@ func TestMemory_FollowsTheHeap(t *testing.T) {
 		t.Fatalf("soft limit after run = %d, want %d restored", got, before)
 	}
 }
+
+// The budget samples rarely far below its limit and often near it: a
+// heap growing at memoryGrowthBound cannot pass 90% between two samples.
+func TestMemory_ChecksMoreOftenNearTheLimit(t *testing.T) {
+	m := NewMemory(2 << 30)
+	high := uint64(2<<30) / 10 * 9
+	cases := []struct {
+		used uint64
+		want time.Duration
+	}{
+		{0, memoryCheckMax},
+		{20 << 20, memoryCheckMax}, // an idle agent: once a second
+		{high - memoryGrowthBound/4, 250 * time.Millisecond},
+		{high - 1<<20, memoryCheckMin},
+		{high, memoryCheckMin},
+		{3 << 30, memoryCheckMin},
+	}
+	for _, c := range cases {
+		got := m.nextCheck(c.used)
+		if got != c.want {
+			t.Errorf("nextCheck(%d) = %v, want %v", c.used, got, c.want)
+		}
+		// Never later than the bound allows, but for the shortest wait.
+		if c.used < high && got > memoryCheckMin && float64(high-c.used)/memoryGrowthBound < got.Seconds()-1e-9 {
+			t.Errorf("nextCheck(%d) = %v lets the heap pass 90%% first", c.used, got)
+		}
+	}
+}
