@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -597,4 +598,102 @@ func FuzzNativeBucket(f *testing.F) {
 				n.Schema, n.ZeroCount, n.Positive, n.Negative, ph.GetSchema(), ph.GetZeroCount(), pos, neg)
 		}
 	})
+}
+
+// TestTyped_Concurrent adds typed samples from several goroutines while
+// another flushes: every observation is counted exactly once across the
+// flushes, and batches already returned do not change. Run it with -race.
+func TestTyped_Concurrent(t *testing.T) {
+	tbl := typedTable(t, func(o *Options) { o.Stripes = 4 })
+	st := &SeriesType{Buckets: []float64{1, 2}, NativeFactor: 1.1}
+	sum := &SeriesType{Observer: ObserverSummary, Scale: 2}
+	const writers, perWriter, seriesN = 4, 3000, 20
+	var counter, bucketed, native, summaries, flushes float64
+	var batches [][]engine.Metric
+	collect := func(ms []engine.Metric) {
+		batches = append(batches, ms)
+		for _, m := range ms {
+			v := m.Fields[0].Value
+			switch v.Kind {
+			case engine.KindCounter:
+				counter += v.Num
+			case engine.KindHistogram:
+				for _, c := range v.Dist.Counts {
+					bucketed += float64(c)
+				}
+				native += float64(v.Dist.Native.ZeroCount)
+				for _, b := range v.Dist.Native.Positive {
+					native += float64(b.Count)
+				}
+			case engine.KindSummary:
+				summaries += float64(v.Dist.Count)
+			}
+		}
+	}
+	snapshot := func() []string {
+		var out []string
+		for _, b := range batches {
+			out = append(out, renderTypedAll(t, b)...)
+		}
+		return out
+	}
+	done := make(chan struct{})
+	var flusher sync.WaitGroup
+	var mid []string
+	flusher.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				collect(tbl.Flush(time.Now()))
+				if flushes++; flushes == 10 {
+					mid = snapshot()
+				}
+			}
+		}
+	})
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Go(func() {
+			w := tbl.NewWriter()
+			samples := []struct {
+				s  *parse.Sample
+				st *SeriesType
+			}{
+				{&parse.Sample{Type: parse.Counter, Rate: 0.5, Values: []float64{1}}, nil},
+				{&parse.Sample{Type: parse.Histogram, Rate: 1, Values: []float64{0, 1.5}}, st},
+				{&parse.Sample{Type: parse.Distribution, Rate: 0.25, Values: []float64{3}, Tags: []parse.Tag{{Key: []byte("s"), Value: []byte("1")}}}, sum},
+			}
+			refs := map[int]*Ref{}
+			for i := range perWriter {
+				x := samples[i%len(samples)]
+				x.s.Name = fmt.Appendf(x.s.Name[:0], "s%d", i%seriesN)
+				ref := refs[i%60]
+				var ok bool
+				if g%2 == 0 || ref == nil {
+					ref = new(Ref)
+					refs[i%60] = ref
+					ok = w.AddTyped(x.s, x.st, ref)
+				} else {
+					ok = w.AddTo(ref, x.s)
+				}
+				if !ok {
+					t.Errorf("dropped %s", x.s.Name)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(done)
+	flusher.Wait()
+	collect(tbl.Flush(time.Now()))
+	third := float64(writers * perWriter / 3)
+	if counter != 2*third || bucketed != 2*third || native != 2*third || summaries != 4*third {
+		t.Errorf("counted counter %v, bucketed %v, native %v, summaries %v; want %v, %v, %v, %v",
+			counter, bucketed, native, summaries, 2*third, 2*third, 2*third, 4*third)
+	}
+	if mid != nil && !slices.Equal(mid, snapshot()[:len(mid)]) {
+		t.Error("a batch changed after later flushes")
+	}
 }
