@@ -184,6 +184,15 @@ func ValidName(name []byte) bool {
 	return len(name) > 0 && isLetter(name[0]) && nameLen(name, &nameByte) == len(name)
 }
 
+// ValidTagKey reports whether key is a tag key that rule lets through
+// unchanged.
+func ValidTagKey(key []byte, rule NameRule) bool {
+	if rule == RuleStatsD {
+		return validStatsDName(key, true)
+	}
+	return ValidName(key)
+}
+
 // validStatsDName reports whether name follows RuleStatsD for names, or
 // for tag keys when key is true.
 func validStatsDName(name []byte, key bool) bool {

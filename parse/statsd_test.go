@@ -518,3 +518,25 @@ func TestReason(t *testing.T) {
 		t.Fatal("bad_rate")
 	}
 }
+
+func TestValidTagKey(t *testing.T) {
+	f := func(key string, rule NameRule, want bool) {
+		t.Helper()
+		if got := ValidTagKey([]byte(key), rule); got != want {
+			t.Fatalf("ValidTagKey(%q, %s) = %v, want %v", key, rule, got, want)
+		}
+	}
+	f("env", RuleStatsD, true)
+	f("k.é-1/x", RuleStatsD, true)
+	f("1k", RuleStatsD, true)
+	f("", RuleStatsD, false)
+	f("a=b", RuleStatsD, false)
+	f("a,b", RuleStatsD, false)
+	f(`a\b`, RuleStatsD, false)
+	f("a b", RuleStatsD, false)
+	f("a:b", RuleStatsD, false)
+	f("a\xff", RuleStatsD, false)
+	f("env_1", RuleBucky3, true)
+	f("k.x", RuleBucky3, false)
+	f("1k", RuleSanitize, false)
+}
