@@ -74,12 +74,13 @@ func (st *SeriesType) Validate() error {
 }
 
 // classicBounds returns buckets without a trailing +Inf, which every
-// histogram has anyway.
+// histogram has anyway. The result is clipped: batches share it, and an
+// append must not write over the caller's +Inf.
 func classicBounds(buckets []float64) []float64 {
 	if n := len(buckets); n > 0 && math.IsInf(buckets[n-1], 1) {
-		return buckets[:n-1]
+		return buckets[: n-1 : n-1]
 	}
-	return buckets
+	return slices.Clip(buckets)
 }
 
 // AddTyped is AddRef for a series of type st, which the series keeps for
