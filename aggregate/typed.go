@@ -87,6 +87,8 @@ func classicBounds(buckets []float64) []float64 {
 // the rest of the interval (a series started by another sample keeps the
 // type it started with) and through ref after a Flush. A nil st is the
 // table's default for s.Type; on a table that is not Typed, st is ignored.
+// st should have passed Validate: an invalid one cannot make an add fail
+// or panic, but its buckets then mean nothing.
 func (w *Writer) AddTyped(s *parse.Sample, st *SeriesType, ref *Ref) bool {
 	if !w.t.o.Typed {
 		st = nil
