@@ -36,3 +36,20 @@ func TestIngestOfKnownSeriesDoesNotAllocate(t *testing.T) {
 		t.Errorf("ingest of known series: %v allocs per run, want 0", n)
 	}
 }
+
+func TestTypedIngestOfKnownSeriesDoesNotAllocate(t *testing.T) {
+	s, _ := typedStoreAt(t, 0)
+	tags := []engine.Tag{{Key: "code", Value: "200"}, {Key: "route", Value: "/api"}}
+	b := &engine.Batch{Metrics: []engine.Metric{
+		typedMetric("hits", tags, engine.CounterIncrease(1)),
+		typedMetric("depth", tags, engine.Number(3)),
+		typedMetric("drift", tags, gaugeDelta(1)),
+		typedMetric("lat", tags, histogram([]float64{0.1, 1}, schemaOf(3), 0.05, 0.5, 2)),
+		metric("host", 0, tags, num("load", 1), num("idle", 90)),
+	}}
+	s.ingest(b, 1)
+	now := int64(1)
+	if n := testing.AllocsPerRun(100, func() { now++; s.ingest(b, now) }); n != 0 {
+		t.Errorf("typed ingest of known series: %v allocs per run, want 0", n)
+	}
+}

@@ -300,7 +300,7 @@ func (s *typedStore) ingestValue(bucket, field string, tags []engine.Tag, v engi
 	}
 	if ser == nil {
 		var ok bool
-		if fam, ser, ok = s.newSeries(fam, typ, v.Meta, now); !ok {
+		if fam, ser, ok = s.newSeries(fam, typ, v.Meta, bucket, field, now); !ok {
 			return false
 		}
 	}
@@ -341,8 +341,9 @@ func (s *typedStore) ttlOf(field string, meta *engine.TypeMeta) int64 {
 
 // newSeries adds the series of the scratch name and labels, creating its
 // family when fam is nil. It returns false, counted, when a limit refuses
-// it or it conflicts with the family or another family's names.
-func (s *typedStore) newSeries(fam *tfamily, typ famType, meta *engine.TypeMeta, now int64) (*tfamily, *tseries, bool) {
+// it or it conflicts with the family or another family's names. field is
+// set for a plain number of another source.
+func (s *typedStore) newSeries(fam *tfamily, typ famType, meta *engine.TypeMeta, bucket, field string, now int64) (*tfamily, *tseries, bool) {
 	s.joined = s.joined[:0]
 	for i, p := range s.pairs {
 		if i > 0 {
@@ -378,9 +379,13 @@ func (s *typedStore) newSeries(fam *tfamily, typ famType, meta *engine.TypeMeta,
 			}
 		}
 		help := defaultHelp
-		if meta != nil && meta.Help != "" {
+		switch {
+		case meta != nil && meta.Help != "":
 			help = meta.Help
+		case field != "":
+			help = "bucky3 field " + field + " of bucket " + bucket
 		}
+		help = validLabelValue(help)
 		fam = &tfamily{name: name, help: help, typ: typ, labelNames: string(s.joined), series: map[string]*tseries{}}
 		s.families[name] = fam
 		s.owners[name] = fam

@@ -515,3 +515,86 @@ func TestTypedProtobufExposition(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTypedPage feeds arbitrary names, tags and values to the typed
+// layout: the text page must parse without problems and the protobuf page
+// must decode to the same families.
+func FuzzTypedPage(f *testing.F) {
+	f.Add("http.requests", "code", "200", "a.b", "x\"y", "", uint8(0), 3.0)
+	f.Add("9lives", "__name__", "v", "9k", "\xff", "idle\xff", uint8(1), -1.0)
+	f.Add("a--b", "", "", "a_b", "2", "", uint8(2), 0.5)
+	f.Add("日本", "k", "\n", "k", "v", "", uint8(3), math.Inf(1))
+	f.Add("", "x", "y", "z", "w", "f", uint8(4), math.NaN())
+	f.Fuzz(func(t *testing.T, bucket, k1, v1, k2, v2, field string, kind uint8, v float64) {
+		s, _ := typedStoreAt(t, 0)
+		tags := engine.SortTags([]engine.Tag{{Key: k1, Value: v1}, {Key: k2, Value: v2}})
+		var val engine.Value
+		switch kind % 5 {
+		case 0:
+			val = engine.CounterIncrease(v)
+		case 1:
+			val = engine.Number(v)
+		case 2:
+			val = gaugeDelta(v)
+		case 3:
+			val = histogram([]float64{0.5, 1}, schemaOf(int32(kind%12)-4), v)
+		case 4:
+			val = summary(1, v, v)
+		}
+		val.Meta = &engine.TypeMeta{Help: v1}
+		m := typedMetric(bucket, tags, val)
+		if field != "" {
+			m.Fields[0].Name = field
+		}
+		ingestAt(s, 0, m, m)
+		text := textOf(s)
+		fams := parsePage(t, text)
+		for _, p := range pageProblems(text) {
+			t.Error(p)
+		}
+		b, _ := s.appendProto(nil)
+		dec := expfmt.NewDecoder(bytes.NewReader(b), expfmt.NewFormat(expfmt.TypeProtoDelim))
+		n := 0
+		for {
+			mf := &dto.MetricFamily{}
+			err := dec.Decode(mf)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("protobuf page does not decode: %v", err)
+			}
+			if fams[mf.GetName()] == nil || fams[mf.GetName()].GetType() != mf.GetType() {
+				t.Errorf("protobuf family %s %v not on the text page:\n%s", mf.GetName(), mf.GetType(), text)
+			}
+			n++
+		}
+		if n != len(fams) {
+			t.Errorf("%d protobuf families, %d text ones:\n%s", n, len(fams), text)
+		}
+	})
+}
+
+func TestTypedLimits(t *testing.T) {
+	stats := engine.NewStats()
+	tight := &budget{}
+	s := newTypedStore(slog.New(slog.DiscardHandler), stats, storeLimits{maxSeries: 2, memory: tight}, time.Second, time.Second)
+	ingestAt(s, 0, typedMetric("a", nil, engine.Number(1)), typedMetric("b", nil, engine.Number(1)), typedMetric("c", nil, engine.Number(1)))
+	if !slices.Equal(s.names, []string{"a", "b"}) || stats.Counter("metrics_dropped_max_series").Load() != 1 {
+		t.Errorf("families %v, %d dropped for max_series; want a b and 1", s.names, stats.Counter("metrics_dropped_max_series").Load())
+	}
+	// Known series keep updating; expiry makes room, which a tight
+	// memory budget refuses.
+	ingestAt(s, 2*time.Second, typedMetric("a", nil, engine.Number(2)))
+	s.expire(int64(2 * time.Second))
+	tight.tight = true
+	ingestAt(s, 2*time.Second, typedMetric("c", nil, engine.Number(1)))
+	if !slices.Equal(s.names, []string{"a"}) || stats.Counter("metrics_dropped_memory_limit").Load() != 1 {
+		t.Errorf("families %v, %d dropped for memory; want a and 1", s.names, stats.Counter("metrics_dropped_memory_limit").Load())
+	}
+	tight.tight = false
+	ingestAt(s, 2*time.Second, typedMetric("c", nil, engine.Number(1)))
+	if !slices.Equal(s.names, []string{"a", "c"}) {
+		t.Errorf("families %v, want a c", s.names)
+	}
+}
