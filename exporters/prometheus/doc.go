@@ -9,4 +9,10 @@
 // label value escaped on the way in, so the page always parses: a bad
 // bucket or tag can change how a series is spelled, never break the
 // scrape. Series not refreshed for values_timeout seconds are evicted.
+//
+// With layout = "typed" the page holds statsd_exporter's families instead
+// (typed.go): counters and histograms accumulate the typed values of each
+// batch, summaries estimate quantiles over a sliding window, and the page
+// is rendered, still once per change, in the text format or, for scrapers
+// that negotiate it, the delimited protobuf format with native histograms.
 package prometheus
