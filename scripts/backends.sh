@@ -19,6 +19,8 @@ VLOGS_VERSION=v1.52.1
 # run this release, built into its own directory so that the Debian binary
 # stays the default one on PATH.
 VMOTLP_VERSION=v1.136.23
+# The typed layout's compatibility test runs the exporter bucky3 replaces.
+STATSD_EXPORTER_VERSION=v0.31.0
 
 export DEBIAN_FRONTEND=noninteractive
 
@@ -175,6 +177,18 @@ install_victoriametrics_otlp() {
 	summary vm-otlp "$state" "$(elapsed "$t")" "$VMOTLP_VERSION $bin"
 }
 
+install_statsd_exporter() {
+	local t state=present bin=$CACHE/bin/statsd_exporter
+	t=$(now)
+	if [ ! -x "$bin" ] || ! go version -m "$bin" 2>/dev/null | grep -q "statsd_exporter[[:space:]]*$STATSD_EXPORTER_VERSION"; then
+		mkdir -p "$CACHE/bin"
+		CGO_ENABLED=0 GOBIN=$CACHE/bin GOFLAGS=-buildvcs=false \
+			go install "github.com/prometheus/statsd_exporter@$STATSD_EXPORTER_VERSION"
+		state=installed
+	fi
+	summary statsd_exporter "$state" "$(elapsed "$t")" "$STATSD_EXPORTER_VERSION $bin"
+}
+
 cmd_install() {
 	if [ "$(id -u)" != 0 ]; then
 		echo "backends.sh install: must run as root" >&2
@@ -194,6 +208,7 @@ cmd_install() {
 	install_journal
 	install_victorialogs
 	install_victoriametrics_otlp
+	install_statsd_exporter
 	summary total "" "$(elapsed "$t")" ""
 }
 
