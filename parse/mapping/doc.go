@@ -12,6 +12,11 @@
 // v0.30.0's meaning, so older files keep loading; any other unknown key
 // is an error, as in v0.31.0.
 //
+// Where statsd_exporter would crash later (histogram buckets not
+// increasing, a quantile outside 0..1) Parse fails instead. Sets, which
+// statsd_exporter rejects, match rules as gauges. AppendEscaped is
+// statsd_exporter's name escaping, for destinations that follow it.
+//
 // A Mapper is immutable once built and safe for concurrent use. Map
 // allocates (names, labels), so callers cache its result per line shape.
 package mapping

@@ -95,3 +95,26 @@ func checkResult(t *testing.T, name string, typ parse.Type, r Result, ok bool) {
 		t.Fatalf("Map(%q, %v): labels not sorted %v", name, typ, r.Labels)
 	}
 }
+
+// FuzzAppendEscaped: the output is a valid Prometheus name (or empty for an
+// empty input) and appending never touches what dst held.
+func FuzzAppendEscaped(f *testing.F) {
+	for _, seed := range []string{"", "clean", "0digit", "with--dash", "with😱emoji", "a.*.b", "\xff-\xfe--"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		got := AppendEscaped([]byte("p"), name)
+		if got[0] != 'p' {
+			t.Fatalf("prefix overwritten")
+		}
+		out := got[1:]
+		if (len(out) == 0) != (name == "") {
+			t.Fatalf("AppendEscaped(%q) = %q", name, out)
+		}
+		for i, c := range out {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c >= '0' && c <= '9' && i > 0) {
+				t.Fatalf("AppendEscaped(%q) = %q: bad byte at %d", name, out, i)
+			}
+		}
+	})
+}

@@ -488,7 +488,8 @@ func metricTypeOf(t parse.Type) MetricType {
 // Map returns the result of the first rule matching name and type t, as
 // statsd_exporter picks it: glob rules first (through their trie), then
 // regex rules in file order. ok is false when no rule matches; the caller
-// then applies Defaults to the unmapped name.
+// then applies Defaults to the unmapped name. The result never aliases
+// name, so name may be a view of a buffer the caller reuses.
 func (m *Mapper) Map(name string, t parse.Type) (res Result, ok bool) {
 	mt := metricTypeOf(t)
 	if mt == MatchAny {
