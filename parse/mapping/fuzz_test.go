@@ -112,7 +112,9 @@ func FuzzAppendEscaped(f *testing.F) {
 			t.Fatalf("AppendEscaped(%q) = %q", name, out)
 		}
 		for i, c := range out {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c >= '0' && c <= '9' && i > 0) {
+			letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_'
+			digit := c >= '0' && c <= '9'
+			if !letter && (!digit || i == 0) {
 				t.Fatalf("AppendEscaped(%q) = %q: bad byte at %d", name, out, i)
 			}
 		}
