@@ -32,10 +32,11 @@ func run() int {
 		runs       = flag.Int("runs", 3, "runs per tested rate")
 		rss1M      = flag.Bool("rss-1m", true, "also measure RSS at 1M series")
 		command    = flag.String("command", "bench/compare.sh", "how this run was started, for the results")
+		statsdOpts = flag.String("bucky3-statsd", "", "extra TOML lines for bucky3's statsd_server section, e.g. 'mapping_config = \"bench/mapping-50.yml\"'")
 	)
 	flag.Parse()
 	h := &harness{
-		bin: *bin, statsdDir: *statsdDir, rcvbuf: *rcvbuf, runs: *runs,
+		bin: *bin, statsdDir: *statsdDir, rcvbuf: *rcvbuf, runs: *runs, statsdOpts: *statsdOpts,
 		duration: 10 * time.Second, steps: 7, threshold: 0.99,
 		drain: 1500 * time.Millisecond, settle: 3 * time.Second,
 		log: func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) },

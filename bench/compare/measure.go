@@ -17,6 +17,7 @@ import (
 type harness struct {
 	bin, statsdDir string
 	rcvbuf         int
+	statsdOpts     string // extra lines for bucky3's statsd_server section
 	runs           int           // runs per tested rate
 	duration       time.Duration // per run
 	steps          int           // bisection steps
@@ -77,7 +78,7 @@ func (h *harness) run(srv *server, sp spec) (res runResult, err error) {
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	e := &env{dir: dir, flushInterval: sp.flushInterval, rcvbuf: h.rcvbuf, bin: h.bin, statsdDir: h.statsdDir}
+	e := &env{dir: dir, flushInterval: sp.flushInterval, rcvbuf: h.rcvbuf, statsdOpts: h.statsdOpts, bin: h.bin, statsdDir: h.statsdDir}
 	if e.udpPort, err = freePort("udp"); err != nil {
 		return res, err
 	}

@@ -31,6 +31,7 @@ type env struct {
 	sink          *sink // nil for servers that are scraped
 	flushInterval time.Duration
 	rcvbuf        int
+	statsdOpts    string // extra lines for bucky3's statsd_server section
 	bin           string // directory holding bucky3 and statsd_exporter
 	statsdDir     string // Etsy statsd's package directory
 }
@@ -78,7 +79,7 @@ var servers = []*server{
 			{key: "self_drops", prefix: "bucky3.packets_dropped_kernel.statsd", max: true},
 		},
 		command: func(e *env) ([]string, error) {
-			cfg := fmt.Sprintf(bucky3Config, e.flushInterval.Seconds(), e.udpPort, e.rcvbuf, e.sink.port())
+			cfg := fmt.Sprintf(bucky3Config, e.flushInterval.Seconds(), e.udpPort, e.rcvbuf, e.sink.port(), e.statsdOpts)
 			path := filepath.Join(e.dir, "bucky3.toml")
 			if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 				return nil, err
@@ -151,6 +152,7 @@ readers = 1
 receive_buffer = %[3]d
 percentile_thresholds = [100]
 randomize_startup = false
+%[5]s
 
 [carbon]
 module_type = "carbon_client"
