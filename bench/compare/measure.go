@@ -17,7 +17,7 @@ import (
 type harness struct {
 	bin, statsdDir string
 	rcvbuf         int
-	statsdOpts     string // extra lines for bucky3's statsd_server section
+	statsdOpts     string        // extra lines for bucky3's statsd_server section
 	runs           int           // runs per tested rate
 	duration       time.Duration // per run
 	steps          int           // bisection steps
