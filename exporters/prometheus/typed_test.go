@@ -598,3 +598,25 @@ func TestTypedLimits(t *testing.T) {
 		t.Errorf("families %v, want a c", s.names)
 	}
 }
+
+func TestTypedOptions(t *testing.T) {
+	types := []engine.Type{engine.DestinationType("prometheus_exporter", DefaultOptions, New)}
+	f := func(options, wantErr string) {
+		t.Helper()
+		_, err := engine.Parse([]byte("[p]\nmodule_type = \"prometheus_exporter\"\n"+options), types, func(string) (string, bool) { return "", false })
+		if wantErr == "" {
+			if err != nil {
+				t.Errorf("%q: %v, want valid", options, err)
+			}
+			return
+		}
+		if err == nil || !strings.Contains(err.Error(), wantErr) || !strings.Contains(err.Error(), `"p"`) {
+			t.Errorf("%q: %v, want an error naming the module and %q", options, err, wantErr)
+		}
+	}
+	f("layout = \"typed\"\nttl = 300\n", "")
+	f("layout = \"bucky3\"\nttl = 0\n", "")
+	f("layout = \"statsd\"\n", "layout:")
+	f("ttl = -1\n", "ttl:")
+	f("ttl = 0.0001\n", "ttl:")
+}
