@@ -153,25 +153,35 @@ var defBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
 var defQuantiles = []objective{{0.5, 0.05}, {0.9, 0.01}, {0.99, 0.001}}
 
-// Load reads and parses the mapping file at path.
+// Load reads and parses the mapping file at path. Its errors start with
+// "mapping: <path>: ".
 func Load(path string) (*Mapper, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("mapping: %w", err)
 	}
-	m, err := Parse(b)
+	m, err := parseConfig(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("mapping: %s: %w", path, err)
 	}
 	return m, nil
 }
 
 // Parse builds a Mapper from the YAML of a statsd_exporter mapping file.
-// Errors name the offending mapping by index and match.
+// Its errors start with "mapping: " and name the offending mapping by
+// index and match.
 func Parse(yamlBytes []byte) (*Mapper, error) {
+	m, err := parseConfig(yamlBytes)
+	if err != nil {
+		return nil, fmt.Errorf("mapping: %w", err)
+	}
+	return m, nil
+}
+
+func parseConfig(yamlBytes []byte) (*Mapper, error) {
 	var c fileConfig
 	if err := yaml.UnmarshalStrict(yamlBytes, &c); err != nil {
-		return nil, fmt.Errorf("mapping: %w", err)
+		return nil, err
 	}
 	d := &c.Defaults
 	// statsd_exporter v0.30.0 took the old keys when the new ones were unset.
@@ -200,7 +210,7 @@ func Parse(yamlBytes []byte) (*Mapper, error) {
 		d.MatchType = matchGlob
 	}
 	if err := checkOptions(&d.HistogramOptions, &d.SummaryOptions); err != nil {
-		return nil, fmt.Errorf("mapping: defaults: %w", err)
+		return nil, fmt.Errorf("defaults: %w", err)
 	}
 
 	m := &Mapper{rules: make([]*Rule, 0, len(c.Mappings))}
@@ -210,7 +220,7 @@ func Parse(yamlBytes []byte) (*Mapper, error) {
 		mc := &c.Mappings[i]
 		r, err := buildRule(i, mc, d, fsm)
 		if err != nil {
-			return nil, fmt.Errorf("mapping: mappings[%d] (match %q): %w", i, mc.Match, err)
+			return nil, fmt.Errorf("mappings[%d] (match %q): %w", i, mc.Match, err)
 		}
 		m.rules = append(m.rules, r)
 		if r.Regex {

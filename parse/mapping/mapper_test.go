@@ -1,6 +1,8 @@
 package mapping
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -494,8 +496,16 @@ func TestLoad(t *testing.T) {
 	if len(m.Rules()) < 50 {
 		t.Errorf("testdata has %d rules, want at least 50", len(m.Rules()))
 	}
-	if _, err := Load("testdata/missing.yml"); err == nil || !strings.HasPrefix(err.Error(), "mapping: ") {
+	if _, err := Load("testdata/missing.yml"); err == nil || !strings.HasPrefix(err.Error(), "mapping: open testdata/missing.yml: ") {
 		t.Errorf("Load(missing) = %v", err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yml")
+	if err := os.WriteFile(bad, []byte("mappings:\n- {match: a, name: a}\n- {match: 'b*', name: b}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := "mapping: " + bad + `: mappings[1] (match "b*"): invalid match: b*`
+	if _, err := Load(bad); err == nil || err.Error() != want {
+		t.Errorf("Load(bad) = %v, want %s", err, want)
 	}
 }
 
