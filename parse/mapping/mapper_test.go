@@ -526,3 +526,33 @@ func TestNeedBacktracking(t *testing.T) {
 	f(false, "a.*.c", "a.b.c")
 	f(false, "a.*.c", "a.b.d.e")
 }
+
+// A Mapper is shared by every reader goroutine.
+func TestMap_Concurrent(t *testing.T) {
+	m, err := Load("testdata/statsd_mapping.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"api.http.GET.users.200.duration", "envoy.cluster.b.upstream_cx_total", "legacy.a.b", "nope", "debug.x"}
+	want := make([]string, len(names))
+	for i, n := range names {
+		want[i] = show(m, n, parse.Timer)
+	}
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 200 {
+				for i, n := range names {
+					if got := show(m, n, parse.Timer); got != want[i] {
+						t.Errorf("Map(%q) = %s, want %s", n, got, want[i])
+						return
+					}
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+}
