@@ -19,11 +19,16 @@ import (
 // datagram must not allocate. Timer lines are left out: their sample
 // slices grow until a flush, as they should.
 func TestReader_Allocs(t *testing.T) {
-	f := func(name string, tryDecompress bool, warm, packet []byte, each func(*reader)) (*reader, *aggregate.Table) {
+	f := func(name string, configure func(*Options), warm, packet []byte, each func(*reader)) (*reader, *aggregate.Table) {
 		t.Helper()
 		o := DefaultOptions()
 		o.Readers = 1
-		o.TryDecompress = tryDecompress
+		if configure != nil {
+			configure(&o)
+		}
+		if err := o.Validate(); err != nil {
+			t.Fatal(err)
+		}
 		srv, err := New(engine.Module{Name: "t", Log: slog.New(slog.DiscardHandler), Stats: engine.NewStats()}, o)
 		if err != nil {
 			t.Fatal(err)
@@ -59,7 +64,17 @@ func TestReader_Allocs(t *testing.T) {
 		return r, table
 	}
 	known := []byte("api_requests:1|c|@0.5|#env:prod,host:web-01\nqueue_depth:-2|g|#env:prod\nqueue_depth:+1|g|#env:prod\nusers:alice|s|#env:prod\n")
-	f("known lines", false, known, known, func(*reader) {})
+	f("known lines", nil, known, known, func(*reader) {})
+	// Tag lists and mappings run once per shape: a known line pays
+	// nothing for them, dropped or mapped, in either layout.
+	f("known lines, tag_denylist", func(o *Options) { o.TagDenylist = []string{"host"} }, known, known, func(*reader) {})
+	mapped := mappedDatagram(0, 16)
+	for _, layout := range []string{layoutBucky3, layoutTyped} {
+		configure := func(o *Options) { o.MappingConfig, o.Layout = "testdata/mapping_50.yml", layout }
+		f("known mapped lines, layout "+layout, configure, mapped, mapped, func(*reader) {})
+	}
+	typedKnown := append(bytes.Clone(known), "latency:12|ms|#env:prod\nlatency:7|h|#env:prod\n"...)
+	f("known lines, layout typed", func(o *Options) { o.Layout = layoutTyped }, typedKnown, typedKnown, func(*reader) {})
 
 	// The same series as the warm-up line, its tags in another order: a
 	// full parse and a key lookup that finds the series. The memo forgets
@@ -71,7 +86,7 @@ func TestReader_Allocs(t *testing.T) {
 		clear(r.known.sets)
 		r.known.filled = 0
 	}
-	r, table := f("new shape of a known series", false, []byte("api_requests:1|c|#env:prod,host:web-01"), []byte("api_requests:2|c|#host:web-01,env:prod"), forget)
+	r, table := f("new shape of a known series", nil, []byte("api_requests:1|c|#env:prod,host:web-01"), []byte("api_requests:2|c|#host:web-01,env:prod"), forget)
 	if r.known.filled != 1 {
 		t.Fatalf("new shape: %d shapes remembered by the last run, want 1", r.known.filled)
 	}
@@ -87,7 +102,7 @@ func TestReader_Allocs(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	f("zlib datagram", true, known, z.Bytes(), func(*reader) {})
+	f("zlib datagram", func(o *Options) { o.TryDecompress = true }, known, z.Bytes(), func(*reader) {})
 }
 
 // TestReader_OriginAllocs: handleOrigin, for a unix socket with

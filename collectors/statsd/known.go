@@ -95,6 +95,11 @@ type knownLine struct {
 	// them again (tags_ignored_bare).
 	bareTags uint16
 	typ      parse.Type
+	// dropped is the mapping's outcome when it drops the shape's lines
+	// (mapKeep otherwise); scale multiplies the values of the lines a
+	// mapping scales in the source (see scaleValues), 1 for none.
+	dropped uint8
+	scale   float64
 }
 
 // pending is a line of the batch.
@@ -260,5 +265,6 @@ func (k *knownLines) remember(p *pending, s *parse.Sample, bareTags uint32) *kno
 	kl := &k.lines[line]
 	kl.shape = append(kl.shape[:0], p.shape...)
 	kl.rate, kl.bareTags, kl.typ = s.Rate, uint16(bareTags), s.Type
+	kl.dropped, kl.scale = mapKeep, 1
 	return kl
 }

@@ -32,7 +32,7 @@ func sameAsParser(t *testing.T, o Options, rounds int, datagrams ...[]byte) {
 	tables := [2]*aggregate.Table{}
 	start := time.UnixMilli(testNowMs)
 	for i := range tables {
-		if tables[i], err = aggregate.New(o.Options); err != nil {
+		if tables[i], err = aggregate.New(tableOptions(o)); err != nil {
 			t.Fatal(err)
 		}
 		tables[i].Flush(start) // the same interval for both
@@ -42,9 +42,11 @@ func sameAsParser(t *testing.T, o Options, rounds int, datagrams ...[]byte) {
 	nowMs := int64(testNowMs)
 	handle := (&readerSet{server: srv, table: tables[0], nowMs: func() int64 { return nowMs }}).handler(0)
 	p := parserOf(&o)
+	prep := newPrepare(srv)
 	w := tables[1].NewWriter()
 	var lines, skipped, bare uint64
 	var rejected [parse.NumReasons]uint64
+	var mapped [numMapOutcomes]uint64
 	var buf []byte
 	for round := range rounds {
 		nowMs = testNowMs + int64(round)*400_000
@@ -53,7 +55,13 @@ func sameAsParser(t *testing.T, o Options, rounds int, datagrams ...[]byte) {
 			handle(append(buf[:0], d...))
 			samples := p.Parse(append(buf[:0], d...), nowMs)
 			for i := range samples {
-				w.Add(&samples[i])
+				st, _, outcome := prep.apply(&samples[i])
+				if outcome != mapKeep {
+					mapped[outcome]++
+					continue
+				}
+				var ref aggregate.Ref
+				w.AddTyped(&samples[i], st, &ref)
 			}
 			lines, skipped, bare = lines+uint64(p.Lines), skipped+uint64(p.Skipped), bare+uint64(p.BareTags)
 			for r, n := range p.Rejected {
@@ -71,6 +79,11 @@ func sameAsParser(t *testing.T, o Options, rounds int, datagrams ...[]byte) {
 		invalid += n
 		if c.invalidBy[r] != nil && c.invalidBy[r].Load() != n {
 			t.Fatalf("%q: lines_invalid_%s %d, want %d", datagrams, parse.Reason(r), c.invalidBy[r].Load(), n)
+		}
+	}
+	for o := mapDrop; o < numMapOutcomes; o++ {
+		if got := c.mappingDropped[o].Load(); got != mapped[o] {
+			t.Fatalf("%q: mapping outcome %d counted %d, want %d", datagrams, o, got, mapped[o])
 		}
 	}
 	if c.lines.Load() != lines || c.invalid.Load() != invalid || c.skipped.Load() != skipped || c.bareTags.Load() != bare {
@@ -103,8 +116,10 @@ func TestKnownLines(t *testing.T) {
 	long := "|#" + strings.Repeat("tag_key:tag_value,", 10)
 	f("l:1|c" + long + "\nl:2|c" + long + "\nl:1|c" + long + long + "\nl:2|c" + long + long)
 	o := testOptions()
-	o.SanitizeNames = true
+	o.NameRule = "sanitize"
 	sameAsParser(t, o, 3, []byte("a.b:1|c|#k.x:v\na.b:2|c|#k.x:v\nä:1|c\n1a:1|c"))
+	o.NameRule = "bucky3"
+	sameAsParser(t, o, 3, []byte("a.b:1|c|#k.x:v\na.b:2|c|#k.x:v\nä:1|c\n1a:1|c\na:1|c|#k.x:v"))
 }
 
 // TestKnownLines_Limits: a line of a known shape over a limit is rejected
@@ -198,9 +213,13 @@ func TestKnownLines_MaxSeries(t *testing.T) {
 func FuzzKnownLines(f *testing.F) {
 	f.Add([]byte("a:1|c|@0.5|#k:v,bare\na:2|c|@0.5|#k:v,bare\ns:x|s"), false)
 	f.Add([]byte("a.b:1|ms|#k.x:v|T1700000000\na.b:x|ms|#k.x:v"), true)
+	f.Add([]byte("api.x.requests:1|c|#host:a,k:v\napi.x.latency:3|ms\ndebug.y:1|c\nzero.c:2|c\nhonor.q:1|c|#env:e\nempty.:1|c"), false)
 	f.Fuzz(func(t *testing.T, datagram []byte, sanitize bool) {
 		o := testOptions()
-		o.SanitizeNames = sanitize
+		o.NameRule = "statsd"
+		if sanitize {
+			o.NameRule = "sanitize"
+		}
 		o.MaxSeries = 16
 		o.MaxNameLength, o.MaxTagLength, o.MaxValuesPerLine = 8, 12, 3
 		// Each line again with the values of the others.
@@ -222,6 +241,14 @@ func FuzzKnownLines(f *testing.F) {
 			}
 		}
 		sameAsParser(t, o, 2, datagram, again)
+		if !sanitize {
+			// The same through a tag list and testdata/mapping.yml, typed.
+			o.MaxNameLength, o.TagDenylist, o.Layout, o.MappingConfig = 24, []string{"host"}, layoutTyped, "testdata/mapping.yml"
+			if err := o.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			sameAsParser(t, o, 2, datagram, again)
+		}
 	})
 }
 

@@ -1,6 +1,7 @@
 package statsd
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/bucky3/bucky3/aggregate"
@@ -8,6 +9,8 @@ import (
 	"github.com/bucky3/bucky3/engine"
 	"github.com/bucky3/bucky3/io/tcp"
 	"github.com/bucky3/bucky3/io/udp"
+	"github.com/bucky3/bucky3/parse"
+	"github.com/bucky3/bucky3/parse/mapping"
 )
 
 // TCPOptions are the options of statsd_server's TCP listener (local_tcp,
@@ -36,10 +39,39 @@ type Options struct {
 	// TimestampWindow is how far (seconds) a sample's own timestamp may be
 	// from now.
 	TimestampWindow float64 `toml:"timestamp_window"`
-	// SanitizeNames maps characters outside [A-Za-z0-9_] in names and tag
-	// keys to '_' instead of rejecting the line.
-	SanitizeNames bool `toml:"sanitize_names"`
+	// NameRule is the rule of names and tag keys: "statsd" (any UTF-8
+	// but ':', '|', '@', '#', whitespace and control characters),
+	// "bucky3" (a letter, then letters, digits and '_') or "sanitize"
+	// ("bucky3" with other characters mapped to '_'). "" is "statsd", or
+	// "sanitize" under sanitize_names = true.
+	NameRule string `toml:"name_rule"`
+	// SanitizeNames = true is the older spelling of name_rule =
+	// "sanitize"; nil when the configuration does not set it, so that a
+	// conflict with name_rule can be told from the default.
+	SanitizeNames *bool `toml:"sanitize_names"`
+	// TagAllowlist keeps only the tags with these keys, TagDenylist drops
+	// the tags with these keys, before the series key is built: lines
+	// that differ only in dropped tags feed one series. At most one of
+	// the two may be set.
+	TagAllowlist []string `toml:"tag_allowlist"`
+	TagDenylist  []string `toml:"tag_denylist"`
+	// Layout is the table's output: "bucky3" (the stats_* buckets) or
+	// "typed" (one typed metric per series, for Prometheus-native output).
+	Layout string `toml:"layout"`
+	// MappingConfig is the path of a statsd_exporter mapping file, read
+	// once at start; "" for none.
+	MappingConfig string `toml:"mapping_config"`
+
+	// mapper is MappingConfig loaded by Validate, so that a bad file fails
+	// the configuration and New does not read it again.
+	mapper *mapping.Mapper
 }
+
+// The layouts.
+const (
+	layoutBucky3 = "bucky3"
+	layoutTyped  = "typed"
+)
 
 // DefaultOptions returns the statsd_server defaults.
 func DefaultOptions() Options {
@@ -53,6 +85,7 @@ func DefaultOptions() Options {
 		MaxTagLength:     1024,
 		MaxValuesPerLine: 64,
 		TimestampWindow:  600,
+		Layout:           layoutBucky3,
 	}
 }
 
@@ -83,5 +116,66 @@ func (o *Options) Validate() error {
 			return fmt.Errorf("%s: must be in [%d, %d], got %d", l.name, l.min, l.max, l.value)
 		}
 	}
-	return engine.CheckSeconds("timestamp_window", o.TimestampWindow, 0)
+	if err := engine.CheckSeconds("timestamp_window", o.TimestampWindow, 0); err != nil {
+		return err
+	}
+	rule, err := o.nameRule()
+	if err != nil {
+		return err
+	}
+	if err := validateTagList("tag_allowlist", o.TagAllowlist, rule); err != nil {
+		return err
+	}
+	if err := validateTagList("tag_denylist", o.TagDenylist, rule); err != nil {
+		return err
+	}
+	if len(o.TagAllowlist) > 0 && len(o.TagDenylist) > 0 {
+		return errors.New("tag_allowlist, tag_denylist: set one of them, not both")
+	}
+	if o.Layout != layoutBucky3 && o.Layout != layoutTyped {
+		return fmt.Errorf("layout: must be %q or %q, got %q", layoutBucky3, layoutTyped, o.Layout)
+	}
+	o.mapper = nil
+	if o.MappingConfig != "" {
+		m, err := mapping.Load(o.MappingConfig)
+		if err != nil {
+			return fmt.Errorf("mapping_config: %w", err)
+		}
+		if _, err := newLineMapper(m); err != nil {
+			return err
+		}
+		o.mapper = m
+	}
+	return nil
+}
+
+// nameRule returns the parser's rule for name_rule and sanitize_names.
+func (o *Options) nameRule() (parse.NameRule, error) {
+	sanitize := o.SanitizeNames != nil && *o.SanitizeNames
+	if o.NameRule == "" {
+		if sanitize {
+			return parse.RuleSanitize, nil
+		}
+		return parse.RuleStatsD, nil
+	}
+	rule, ok := parse.ParseNameRule(o.NameRule)
+	if !ok {
+		return 0, fmt.Errorf("name_rule: must be \"statsd\", \"bucky3\" or \"sanitize\", got %q", o.NameRule)
+	}
+	if o.SanitizeNames != nil && sanitize != (rule == parse.RuleSanitize) {
+		return 0, fmt.Errorf("sanitize_names: %v contradicts name_rule = %q (sanitize_names = true is the older spelling of name_rule = \"sanitize\"; set only name_rule)", sanitize, o.NameRule)
+	}
+	return rule, nil
+}
+
+// validateTagList checks the tag keys of option: each must be a key the
+// name rule can let through (a key it would reject or rewrite can never
+// match), and timestamp is never a tag.
+func validateTagList(option string, keys []string, rule parse.NameRule) error {
+	for _, k := range keys {
+		if !parse.ValidTagKey([]byte(k), rule) || k == "timestamp" {
+			return fmt.Errorf("%s: %q is no tag key under name_rule = %q", option, k, rule)
+		}
+	}
+	return nil
 }

@@ -3,12 +3,14 @@ package statsd
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/bucky3/bucky3/aggregate"
 	"github.com/bucky3/bucky3/collectors/internal/udpsource"
 	"github.com/bucky3/bucky3/engine"
 	"github.com/bucky3/bucky3/parse"
+	"github.com/bucky3/bucky3/parse/mapping"
 )
 
 // Server is the statsd_server module.
@@ -17,6 +19,7 @@ type Server struct {
 	o        Options
 	src      *udpsource.Source
 	counters counters
+	mapper   *lineMapper // nil without mapping_config
 }
 
 // counters are the module's self-report counters, looked up once.
@@ -26,6 +29,7 @@ type counters struct {
 	invalidBy                         [parse.NumReasons]*engine.Counter
 	metricsDropped, seriesDropped     *engine.Counter
 	memoryDropped                     *engine.Counter
+	mappingDropped                    [numMapOutcomes]*engine.Counter
 	timersSampled, setsEstimated      *engine.Counter
 	series                            *engine.Gauge
 }
@@ -44,16 +48,33 @@ func newCounters(s *engine.Stats, packets *udpsource.Counters) counters {
 		setsEstimated:  s.Counter("set_members_estimated"),
 		series:         s.Gauge("series"),
 	}
+	c.mappingDropped[mapDrop] = s.Counter("metrics_dropped_mapping")
+	c.mappingDropped[mapEmptyName] = s.Counter("metrics_dropped_mapping_empty_name")
 	for _, r := range parse.StatsDReasons() {
 		c.invalidBy[r] = s.Counter("lines_invalid_" + r.String())
 	}
 	return c
 }
 
-// New returns a statsd_server module; it does no I/O until Run.
+// New returns a statsd_server module; it does no I/O until Run, but
+// reads mapping_config unless Validate has.
 func New(m engine.Module, o Options) (*Server, error) {
 	src := udpsource.New(m, o.ServerOptions).WithTCP(o.TCPOptions)
-	return &Server{m: m, o: o, src: src, counters: newCounters(m.Stats, src.Counters())}, nil
+	s := &Server{m: m, o: o, src: src, counters: newCounters(m.Stats, src.Counters())}
+	if o.MappingConfig != "" && o.mapper == nil {
+		mp, err := mapping.Load(o.MappingConfig)
+		if err != nil {
+			return nil, fmt.Errorf("mapping_config: %w", err)
+		}
+		s.o.mapper = mp
+	}
+	if s.o.mapper != nil {
+		var err error
+		if s.mapper, err = newLineMapper(s.o.mapper); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // Addr waits for Run to bind and returns the bound address (tests listen
@@ -125,6 +146,7 @@ func (s *Server) flush(table *aggregate.Table, out engine.Emitter) {
 // order (bench/RESULTS.md, Round 7).
 func tableOptions(o Options) aggregate.Options {
 	t := o.Options
+	t.Typed = o.Layout == layoutTyped
 	if writers(o) == 1 {
 		t.Stripes = 1
 	}
@@ -180,6 +202,7 @@ func (rs *readerSet) newReader() *reader {
 		c:       &s.counters,
 		decoder: s.src.NewDecoder(),
 		parser:  parserOf(&s.o),
+		prep:    newPrepare(s),
 		writer:  rs.table.NewWriter(),
 		known:   newKnownLines(),
 		clock:   rs.nowMs,
@@ -192,8 +215,9 @@ func (rs *readerSet) newReader() *reader {
 
 // parserOf returns a parser configured by o's parser options.
 func parserOf(o *Options) parse.StatsD {
+	rule, _ := o.nameRule() // Validate has checked it
 	return parse.StatsD{
-		SanitizeNames:    o.SanitizeNames,
+		NameRule:         rule,
 		MaxTags:          o.MaxTags,
 		MaxNameLength:    o.MaxNameLength,
 		MaxTagLength:     o.MaxTagLength,
@@ -207,6 +231,7 @@ type reader struct {
 	c       *counters
 	decoder udpsource.Decoder
 	parser  parse.StatsD
+	prep    prepare
 	writer  *aggregate.Writer
 	known   *knownLines
 	clock   func() int64
@@ -215,6 +240,7 @@ type reader struct {
 	// counts added to the shared counters once at the end.
 	nowMs           int64
 	lines, bareTags uint64
+	mappingDropped  [numMapOutcomes]uint64
 	sample          parse.Sample
 	// withOrigin is handleOrigin's copy of a datagram with the container
 	// field added, reused.
@@ -313,6 +339,13 @@ func (r *reader) add(packet []byte) {
 	if r.bareTags > 0 {
 		r.c.bareTags.Add(r.bareTags)
 	}
+	for o, n := range r.mappingDropped {
+		if n > 0 {
+			r.c.mappingDropped[o].Add(n)
+			r.c.metricsDropped.Add(n)
+			r.mappingDropped[o] = 0
+		}
+	}
 }
 
 // addKnown adds a line of a known shape, parsing only its values. It
@@ -327,9 +360,18 @@ func (r *reader) addKnown(p *pending) bool {
 	if r.parser.ParseValues(kl.typ, p.values, s) != nil {
 		return false
 	}
+	r.bareTags += uint64(kl.bareTags)
+	if kl.dropped != mapKeep {
+		r.mappingDropped[kl.dropped]++
+		return true
+	}
+	if kl.scale != 1 {
+		for i := range s.Values {
+			s.Values[i] *= kl.scale
+		}
+	}
 	s.Rate, s.Timestamp = kl.rate, 0
 	r.writer.AddTo(&kl.ref, s)
-	r.bareTags += uint64(kl.bareTags)
 	return true
 }
 
@@ -352,11 +394,22 @@ func (r *reader) addParsed(p *pending) {
 		}
 		return
 	}
-	if kl := r.known.remember(p, s, r.parser.BareTags); kl != nil {
-		if !r.writer.AddRef(s, &kl.ref) {
+	st, scale, outcome := r.prep.apply(s)
+	kl := r.known.remember(p, s, r.parser.BareTags)
+	if outcome != mapKeep {
+		r.mappingDropped[outcome]++
+		if kl != nil {
+			kl.dropped = outcome
+		}
+		return
+	}
+	if kl != nil {
+		kl.scale = scale
+		if !r.writer.AddTyped(s, st, &kl.ref) {
 			kl.shape = kl.shape[:0] // no series to remember
 		}
 		return
 	}
-	r.writer.Add(s)
+	var ref aggregate.Ref
+	r.writer.AddTyped(s, st, &ref)
 }

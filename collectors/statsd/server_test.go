@@ -217,10 +217,31 @@ func allTypesAndTags(t *testing.T, readers int) {
 	}
 }
 
+// Under the default name rule, classic StatsD names and DogStatsD tag keys
+// pass unchanged; whitespace, '|' and control characters still reject.
+func TestServer_StatsDNames(t *testing.T) {
+	r := start(t, nil)
+	r.send(t, "api.requests:1|c|#k.x-y:v\nhttp-5xx/ratio:2|g\nwörld:3|c\nbad name:1|c\nbad|name:1|c\nbad\x01name:1|c")
+	r.waitLines(t, 6)
+	ms := r.stop(t)
+	if got := field(t, find(t, ms, "stats_counters", "name", "api.requests", "k.x-y", "v"), "count"); got != 1 {
+		t.Errorf("api.requests count = %v, want 1", got)
+	}
+	if got := field(t, find(t, ms, "stats_gauges", "name", "http-5xx/ratio"), "value"); got != 2 {
+		t.Errorf("http-5xx/ratio = %v, want 2", got)
+	}
+	if got := field(t, find(t, ms, "stats_counters", "name", "wörld"), "count"); got != 3 {
+		t.Errorf("wörld count = %v, want 3", got)
+	}
+	if n := r.stats.Counter("lines_invalid_bad_name").Load(); n != 3 {
+		t.Errorf("lines_invalid_bad_name = %d, want 3", n)
+	}
+}
+
 // Every line sent is accounted for: accepted, invalid by reason, or
 // skipped.
 func TestServer_Accounting(t *testing.T) {
-	r := start(t, func(o *statsd.Options) { o.PercentileThresholds = []float64{100} })
+	r := start(t, func(o *statsd.Options) { o.PercentileThresholds, o.NameRule = []float64{100}, "bucky3" })
 	lines := map[string]string{
 		"ok_a:1|c":                               "",
 		"ok_b:2|g|#a=1":                          "",

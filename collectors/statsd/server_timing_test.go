@@ -34,6 +34,32 @@ func taggedDatagram(first, n int) []byte {
 	return []byte(b.String())
 }
 
+// mappedDatagram is taggedDatagram with names that testdata/mapping_50.yml
+// maps (svc<k>.<endpoint>.<instance>.<kind>, two labels from the name),
+// cycling through the file's 12 services, and one line in 20 that a rule
+// drops.
+func mappedDatagram(first, n int) []byte {
+	var b strings.Builder
+	for i := first; i < first+n; i++ {
+		id := strconv.Itoa(i)
+		svc := "svc" + strconv.Itoa(i%12) + ".ep" + strconv.Itoa(i%7) + ".web-0" + id
+		switch {
+		case i%20 == 19:
+			b.WriteString("debug." + id + ".x:1|c")
+		case i%4 == 0:
+			b.WriteString(svc + ".requests:1|c|@0.5")
+		case i%4 == 1:
+			b.WriteString(svc + ".depth:-" + id + ".5|g")
+		case i%4 == 2:
+			b.WriteString(svc + ".latency:12.25:13|ms")
+		case i%4 == 3:
+			b.WriteString(svc + ".users:user" + id + "|s")
+		}
+		b.WriteString("|#env:production,region=eu-west-1\n")
+	}
+	return []byte(b.String())
+}
+
 // cpuNanos returns the CPU time the process has used. The machine the
 // benchmarks run on is shared: under contention wall time measures the
 // neighbours, CPU time still measures the reader path.
@@ -58,12 +84,18 @@ func BenchmarkDatagram(b *testing.B) {
 	// between which the machine runs other work that evicts the reader's
 	// working set.
 	var evictBuf []byte
-	f := func(name string, datagrams [][]byte, burst int) {
+	f := func(name string, datagrams [][]byte, burst int, configure ...func(*Options)) {
 		b.Run(name, func(b *testing.B) {
 			// One reader, as bench/compare runs the agent: its table has
 			// a single stripe.
 			o := DefaultOptions()
 			o.Readers = 1
+			for _, c := range configure {
+				c(&o)
+			}
+			if err := o.Validate(); err != nil {
+				b.Fatal(err)
+			}
 			srv, err := New(engine.Module{Name: "b", Log: slog.New(slog.DiscardHandler), Stats: engine.NewStats()}, o)
 			if err != nil {
 				b.Fatal(err)
@@ -153,4 +185,18 @@ func BenchmarkDatagram(b *testing.B) {
 	// sees them from bench/loadgen at 100k lines/s.
 	f("rotating_10000_series_cold", rotating(10_000), 64)
 	f("rotating_100000_series", rotating(100_000), 0)
+
+	// The same lines named for testdata/mapping_50.yml, mapped: a known
+	// mapped line must cost what an unmapped one does, in either layout.
+	mapping := func(layout string) func(*Options) {
+		return func(o *Options) { o.MappingConfig, o.Layout = "testdata/mapping_50.yml", layout }
+	}
+	f("known_20_mapped", [][]byte{mappedDatagram(0, lines)}, 0, mapping(layoutBucky3))
+	f("known_20_mapped_typed", [][]byte{mappedDatagram(0, lines)}, 0, mapping(layoutTyped))
+	f("known_20_tagged_typed", [][]byte{taggedDatagram(0, lines)}, 0, func(o *Options) { o.Layout = layoutTyped })
+	var mappedRotating [][]byte
+	for first := 0; first < 10_000; first += lines {
+		mappedRotating = append(mappedRotating, mappedDatagram(first, lines))
+	}
+	f("rotating_10000_series_mapped", mappedRotating, 0, mapping(layoutBucky3))
 }
