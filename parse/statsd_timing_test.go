@@ -43,6 +43,9 @@ func BenchmarkStatsD_Parse(b *testing.B) {
 	}
 	f("line", []byte("gorm:1.5|c"), 1)
 	f("tagged_line", []byte("page_views:1|c|#env:prod,host:web-01,region=eu-west-1"), 1)
+	// Classic dotted names and keys, which only RuleStatsD (the default)
+	// accepts: the same scan with another byte table.
+	f("dotted_line", []byte("api.page-views.count:1|c|#env:prod,host.name:web-01,region=eu-west-1"), 1)
 	f("datagram_20_tagged", taggedDatagram(20), 20)
 	// A tiny rate must cost what any rate costs: samples are never replicated.
 	f("datagram_75_tiny_rate", []byte(strings.Repeat("foo:1|ms|@0.000001\n", 75)), 75)
