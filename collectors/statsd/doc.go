@@ -8,6 +8,9 @@
 // the lines it accepted (a line without its values: name, type, rate, tags)
 // with a Ref to their series, so a line of a known shape, nearly every line
 // of a steady load, costs a hash of its shape, the parse of its values and
-// one locked update. A separate goroutine flushes the table every
-// flush_interval and emits the batch.
+// one locked update. What happens to a line between the parser and the
+// table once per shape (tag_allowlist/tag_denylist, the mapping_config
+// rules and the series type they give) is remembered with it too. A
+// separate goroutine flushes the table every flush_interval and emits the
+// batch.
 package statsd
