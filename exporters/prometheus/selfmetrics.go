@@ -242,7 +242,7 @@ func (s *selfMetrics) appendProto(dst []byte) []byte {
 
 // conflictCollector yields bucky3_typed_conflicts_total{module,name}: the
 // samples the typed layout dropped because their family holds another
-// type, label-name set or classic buckets, by family name. It is
+// type or classic buckets, or its name is taken, by family name. It is
 // unchecked: the names come and go.
 type conflictCollector struct {
 	module string
@@ -250,7 +250,7 @@ type conflictCollector struct {
 }
 
 var conflictsDesc = prometheus.NewDesc("bucky3_typed_conflicts_total",
-	"Samples the typed layout dropped because their family holds another type, label-name set or classic buckets, by family name (at most 100 names, then _other).",
+	"Samples the typed layout dropped because their family holds another type or classic buckets, or its name is taken, by family name (at most 100 names, then _other).",
 	[]string{"module", "name"}, nil)
 
 func (c *conflictCollector) Describe(chan<- *prometheus.Desc) {}

@@ -97,9 +97,6 @@ type tseries struct {
 type tfamily struct {
 	name, help string
 	typ        famType
-	// labelNames are the label names every series of the family has,
-	// joined by ','.
-	labelNames string
 	series     map[string]*tseries
 	// order holds the series, sorted by labels outside ingest.
 	order []*tseries
@@ -127,10 +124,9 @@ type typedStore struct {
 	version         atomic.Uint64
 
 	// Scratch for one sample, only touched under mu.
-	name   []byte
-	block  []byte
-	pairs  []labelPair
-	joined []byte
+	name  []byte
+	block []byte
+	pairs []labelPair
 	// unsorted are the families that gained series during this ingest.
 	unsorted []*tfamily
 
@@ -187,8 +183,8 @@ func (s *typedStore) drop(reason *engine.Counter) {
 	s.dropped.Inc()
 }
 
-// conflict counts a sample dropped because family name holds another type,
-// another label-name set or other classic buckets, and logs it at most
+// conflict counts a sample dropped because family name holds another type
+// or other classic buckets, or its name is taken, and logs it at most
 // once per conflictLogEvery.
 func (s *typedStore) conflict(name string, why string) {
 	s.drop(s.droppedConflict)
@@ -203,7 +199,7 @@ func (s *typedStore) conflict(name string, why string) {
 		s.unlogged++
 		return
 	}
-	s.log.Warn("typed sample dropped: its family holds another kind", "family", name, "conflict", why, "suppressed", s.unlogged)
+	s.log.Warn("typed sample dropped: its family holds another type or buckets, or its name is taken", "family", name, "conflict", why, "suppressed", s.unlogged)
 	s.lastLog, s.unlogged = now, 0
 }
 
@@ -341,20 +337,10 @@ func (s *typedStore) ttlOf(field string, meta *engine.TypeMeta) int64 {
 
 // newSeries adds the series of the scratch name and labels, creating its
 // family when fam is nil. It returns false, counted, when a limit refuses
-// it or it conflicts with the family or another family's names. field is
-// set for a plain number of another source.
+// it or its new family's names are taken. field is set for a plain number
+// of another source. Series of one family may have different label names,
+// as in statsd_exporter: the exposition allows it.
 func (s *typedStore) newSeries(fam *tfamily, typ famType, meta *engine.TypeMeta, bucket, field string, now int64) (*tfamily, *tseries, bool) {
-	s.joined = s.joined[:0]
-	for i, p := range s.pairs {
-		if i > 0 {
-			s.joined = append(s.joined, ',')
-		}
-		s.joined = append(s.joined, p.name...)
-	}
-	if fam != nil && fam.labelNames != string(s.joined) {
-		s.conflict(fam.name, "label names "+string(s.joined)+" in a family of "+fam.labelNames)
-		return nil, nil, false
-	}
 	switch {
 	case s.count >= s.limits.maxSeries:
 		s.drop(s.droppedMaxSeries)
@@ -386,7 +372,7 @@ func (s *typedStore) newSeries(fam *tfamily, typ famType, meta *engine.TypeMeta,
 			help = "bucky3 field " + field + " of bucket " + bucket
 		}
 		help = validLabelValue(help)
-		fam = &tfamily{name: name, help: help, typ: typ, labelNames: string(s.joined), series: map[string]*tseries{}}
+		fam = &tfamily{name: name, help: help, typ: typ, series: map[string]*tseries{}}
 		s.families[name] = fam
 		s.owners[name] = fam
 		for _, suffix := range typ.suffixes() {

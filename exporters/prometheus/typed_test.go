@@ -239,9 +239,10 @@ func TestTypedConflictsAreCountedNotServed(t *testing.T) {
 	a := []engine.Tag{{Key: "a", Value: "1"}}
 	ingestAt(s, 0,
 		typedMetric("x", a, engine.CounterIncrease(1)),
-		typedMetric("x", a, engine.Number(5)),                                             // type
-		typedMetric("x", []engine.Tag{{Key: "b", Value: "1"}}, engine.CounterIncrease(1)), // label names
-		typedMetric("x", nil, engine.CounterIncrease(1)),                                  // label names
+		typedMetric("x", a, engine.Number(5)), // type
+		// Other label names are no conflict, as in statsd_exporter.
+		typedMetric("x", []engine.Tag{{Key: "b", Value: "1"}}, engine.CounterIncrease(1)),
+		typedMetric("x", nil, engine.CounterIncrease(1)),
 		typedMetric("h", nil, histogram([]float64{1, 2}, nil, 1)),
 		typedMetric("h", nil, histogram([]float64{1, 3}, nil, 1)), // buckets
 		typedMetric("h_count", nil, engine.Number(1)),             // a sample name of h
@@ -253,22 +254,22 @@ func TestTypedConflictsAreCountedNotServed(t *testing.T) {
 	checkPage(t, page)
 	want := "# HELP h " + defaultHelp + "\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\nh_bucket{le=\"2\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n" +
 		"# HELP s_sum " + defaultHelp + "\n# TYPE s_sum gauge\ns_sum 1\n" +
-		"# HELP x " + defaultHelp + "\n# TYPE x counter\nx{a=\"1\"} 1\n"
+		"# HELP x " + defaultHelp + "\n# TYPE x counter\nx 1\nx{a=\"1\"} 1\nx{b=\"1\"} 1\n"
 	if page != want {
 		t.Errorf("page:\n%s\nwant:\n%s", page, want)
 	}
 	got := s.conflictCounts()
-	if wantCounts := map[string]uint64{"x": 3, "h": 1, "h_count": 1, "s": 1}; !mapsEqual(got, wantCounts) {
+	if wantCounts := map[string]uint64{"x": 1, "h": 1, "h_count": 1, "s": 1}; !mapsEqual(got, wantCounts) {
 		t.Errorf("conflicts %v, want %v", got, wantCounts)
 	}
-	if n := stats.Counter("metrics_dropped_typed_conflict").Load(); n != 6 {
-		t.Errorf("metrics_dropped_typed_conflict = %d, want 6", n)
+	if n := stats.Counter("metrics_dropped_typed_conflict").Load(); n != 4 {
+		t.Errorf("metrics_dropped_typed_conflict = %d, want 4", n)
 	}
 	if n := stats.Counter("metrics_dropped_negative_counter").Load(); n != 1 {
 		t.Errorf("metrics_dropped_negative_counter = %d, want 1", n)
 	}
-	if n := stats.Counter("metrics_dropped").Load(); n != 7 {
-		t.Errorf("metrics_dropped = %d, want 7", n)
+	if n := stats.Counter("metrics_dropped").Load(); n != 5 {
+		t.Errorf("metrics_dropped = %d, want 5", n)
 	}
 	// The names are bounded.
 	for i := range 2 * maxConflictNames {
