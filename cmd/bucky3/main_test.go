@@ -353,6 +353,7 @@ randomize_startup = false
 [statsd]
 module_type = "statsd_server"
 local_host = %q
+name_rule = "bucky3"         # bad-name:1|c must be invalid
 percentile_thresholds = [100]
 self_report = true
 self_report_interval = 1

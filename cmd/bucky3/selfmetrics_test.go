@@ -24,6 +24,7 @@ randomize_startup = false
 [statsd]
 module_type = "statsd_server"
 local_host = %q
+name_rule = "bucky3"         # bad-name:1|c must be invalid
 [prom]
 module_type = "prometheus_exporter"
 local_host = %q
