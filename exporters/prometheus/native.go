@@ -115,34 +115,29 @@ type nativeSpan struct {
 	Length uint32
 }
 
-// encodeSpans returns the spans and delta-encoded counts of buckets, as
-// client_golang writes them: gaps of one or two empty buckets are filled
-// with zeros rather than starting a new span.
-func encodeSpans(buckets []engine.NativeBucket) ([]nativeSpan, []int64) {
-	if len(buckets) == 0 {
-		return nil, nil
-	}
+// appendSpans appends the spans and delta-encoded counts of buckets to
+// spans and deltas, as client_golang writes them: gaps of one or two empty
+// buckets are filled with zeros rather than starting a new span.
+func appendSpans(spans []nativeSpan, deltas []int64, buckets []engine.NativeBucket) ([]nativeSpan, []int64) {
+	first := len(spans)
 	var (
-		spans  []nativeSpan
-		deltas = make([]int64, 0, len(buckets))
-		prev   int64
-		next   int32
+		prev int64
+		next int32
 	)
-	appendDelta := func(c int64) {
-		spans[len(spans)-1].Length++
-		deltas = append(deltas, c-prev)
-		prev = c
-	}
-	for n, b := range buckets {
+	for _, b := range buckets {
 		gap := b.Index - next
-		if n == 0 || gap > 2 {
+		if len(spans) == first || gap > 2 {
 			spans = append(spans, nativeSpan{Offset: gap})
 		} else {
 			for range gap {
-				appendDelta(0)
+				spans[len(spans)-1].Length++
+				deltas = append(deltas, -prev)
+				prev = 0
 			}
 		}
-		appendDelta(int64(b.Count))
+		spans[len(spans)-1].Length++
+		deltas = append(deltas, int64(b.Count)-prev)
+		prev = int64(b.Count)
 		next = b.Index + 1
 	}
 	return spans, deltas

@@ -129,6 +129,8 @@ type typedStore struct {
 	pairs []labelPair
 	// unsorted are the families that gained series during this ingest.
 	unsorted []*tfamily
+	// protoScratch recycles *protoScratch between protobuf renders.
+	protoScratch sync.Pool
 
 	conflictMu sync.Mutex
 	conflicts  map[string]uint64

@@ -1,12 +1,10 @@
 package prometheus
 
 import (
-	"bytes"
 	"math"
 	"strconv"
 
-	dto "github.com/prometheus/client_model/go"
-	"google.golang.org/protobuf/encoding/protodelim"
+	"github.com/VictoriaMetrics/easyproto"
 
 	"github.com/bucky3/bucky3/engine"
 )
@@ -110,95 +108,127 @@ func appendFloat(dst []byte, f float64) []byte {
 	return strconv.AppendFloat(dst, f, 'g', -1, 64)
 }
 
+// protoScratch is what one protobuf rendering reuses.
+type protoScratch struct {
+	m      easyproto.Marshaler
+	spans  []nativeSpan
+	deltas []int64
+}
+
+// Field numbers of io.prometheus.client's metrics.proto.
+const (
+	pfFamilyName, pfFamilyHelp, pfFamilyType, pfFamilyMetric = 1, 2, 3, 4
+
+	pfMetricLabel, pfMetricGauge, pfMetricCounter, pfMetricSummary, pfMetricHistogram = 1, 2, 3, 4, 7
+	pfLabelName, pfLabelValue                                                         = 1, 2
+	pfValue                                                                           = 1 // of Gauge and Counter
+
+	pfSummaryCount, pfSummarySum, pfSummaryQuantile = 1, 2, 3
+	pfQuantileQ, pfQuantileValue                    = 1, 2
+
+	pfHistCount, pfHistSum, pfHistBucket                         = 1, 2, 3
+	pfHistSchema, pfHistZeroThreshold, pfHistZeroCount           = 5, 6, 7
+	pfHistNegSpan, pfHistNegDelta, pfHistPosSpan, pfHistPosDelta = 9, 10, 12, 13
+	pfBucketCount, pfBucketBound                                 = 1, 2
+	pfSpanOffset, pfSpanLength                                   = 1, 2
+)
+
+// metricTypes are the MetricType enum values of the family types.
+var metricTypes = [...]int32{famCounter: 0, famGauge: 1, famSummary: 2, famHistogram: 4}
+
 // appendProto appends the typed layout in the delimited protobuf format,
 // with native histograms (and their classic buckets, when the series has
 // them). It returns the version of the store the page shows.
 func (s *typedStore) appendProto(dst []byte) ([]byte, uint64) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	buf := bytes.NewBuffer(dst)
+	ps, _ := s.protoScratch.Get().(*protoScratch)
+	if ps == nil {
+		ps = new(protoScratch)
+	}
+	defer s.protoScratch.Put(ps)
 	for _, n := range s.names {
 		fam := s.families[n]
-		mf := &dto.MetricFamily{Name: &fam.name, Help: &fam.help, Type: fam.typ.dto()}
-		mf.Metric = make([]*dto.Metric, 0, len(fam.order))
+		ps.m.Reset()
+		mf := ps.m.MessageMarshaler()
+		mf.AppendString(pfFamilyName, fam.name)
+		mf.AppendString(pfFamilyHelp, fam.help)
+		mf.AppendInt32(pfFamilyType, metricTypes[fam.typ])
 		for _, ser := range fam.order {
-			mf.Metric = append(mf.Metric, ser.dto(fam.typ))
+			ps.appendSeries(mf.AppendMessage(pfFamilyMetric), fam.typ, ser)
 		}
-		// Writing to a bytes.Buffer does not fail, and every field is set.
-		_, _ = protodelim.MarshalTo(buf, mf)
+		dst = ps.m.MarshalWithLen(dst)
 	}
-	return buf.Bytes(), s.version.Load()
+	return dst, s.version.Load()
 }
 
-func (t famType) dto() *dto.MetricType {
-	switch t {
-	case famCounter:
-		return dto.MetricType_COUNTER.Enum()
-	case famGauge:
-		return dto.MetricType_GAUGE.Enum()
-	case famHistogram:
-		return dto.MetricType_HISTOGRAM.Enum()
-	}
-	return dto.MetricType_SUMMARY.Enum()
-}
-
-// dto returns the series as a protobuf metric of family type t.
-func (ser *tseries) dto(t famType) *dto.Metric {
-	m := &dto.Metric{Label: make([]*dto.LabelPair, len(ser.pairs))}
-	for i, p := range ser.pairs {
-		m.Label[i] = &dto.LabelPair{Name: new(p.name), Value: new(validLabelValue(p.value))}
+// appendSeries writes ser as a Metric of family type t.
+func (ps *protoScratch) appendSeries(m *easyproto.MessageMarshaler, t famType, ser *tseries) {
+	for _, p := range ser.pairs {
+		l := m.AppendMessage(pfMetricLabel)
+		l.AppendString(pfLabelName, p.name)
+		l.AppendString(pfLabelValue, validLabelValue(p.value))
 	}
 	switch t {
 	case famCounter:
-		m.Counter = &dto.Counter{Value: new(ser.value)}
+		m.AppendMessage(pfMetricCounter).AppendDouble(pfValue, ser.value)
 	case famGauge:
-		m.Gauge = &dto.Gauge{Value: new(ser.value)}
+		m.AppendMessage(pfMetricGauge).AppendDouble(pfValue, ser.value)
 	case famSummary:
 		sm := ser.summ
-		m.Summary = &dto.Summary{SampleCount: new(sm.count), SampleSum: new(sm.sum)}
+		sp := m.AppendMessage(pfMetricSummary)
+		sp.AppendUint64(pfSummaryCount, sm.count)
+		sp.AppendDouble(pfSummarySum, sm.sum)
 		for i, o := range sm.objectives {
-			m.Summary.Quantile = append(m.Summary.Quantile, &dto.Quantile{Quantile: new(o.Q), Value: new(sm.values[i])})
+			q := sp.AppendMessage(pfSummaryQuantile)
+			q.AppendDouble(pfQuantileQ, o.Q)
+			q.AppendDouble(pfQuantileValue, sm.values[i])
 		}
 	case famHistogram:
-		m.Histogram = ser.hist.dto()
+		ps.appendHistogram(m.AppendMessage(pfMetricHistogram), ser.hist)
 	}
-	return m
 }
 
-// dto returns h as a protobuf histogram: the classic buckets cumulative
-// without +Inf, and the native buckets as spans and deltas. A native
-// histogram with nothing to show gets an empty span, as client_golang
-// gives it, so scrapers still see it as native.
-func (h *histState) dto() *dto.Histogram {
-	out := &dto.Histogram{SampleCount: new(h.count), SampleSum: new(h.sum)}
+// appendHistogram writes h: the classic buckets cumulative without +Inf,
+// and the native buckets as spans and deltas. A native histogram with
+// nothing to show gets an empty span, as client_golang gives it, so
+// scrapers still see it as native.
+func (ps *protoScratch) appendHistogram(hp *easyproto.MessageMarshaler, h *histState) {
+	hp.AppendUint64(pfHistCount, h.count)
+	hp.AppendDouble(pfHistSum, h.sum)
 	var cum uint64
 	for i, b := range h.bounds {
 		cum += h.counts[i]
-		out.Bucket = append(out.Bucket, &dto.Bucket{CumulativeCount: new(cum), UpperBound: new(b)})
+		bp := hp.AppendMessage(pfHistBucket)
+		bp.AppendUint64(pfBucketCount, cum)
+		bp.AppendDouble(pfBucketBound, b)
 	}
 	n := h.native
 	if n == nil {
-		return out
+		return
 	}
-	out.Schema = new(n.schema)
-	out.ZeroThreshold = new(n.zeroThreshold)
-	out.ZeroCount = new(n.zeroCount)
-	out.PositiveSpan, out.PositiveDelta = dtoSpans(n.positive)
-	out.NegativeSpan, out.NegativeDelta = dtoSpans(n.negative)
-	if n.zeroThreshold == 0 && n.zeroCount == 0 && len(out.PositiveSpan) == 0 && len(out.NegativeSpan) == 0 {
-		out.PositiveSpan = []*dto.BucketSpan{{Offset: new(int32(0)), Length: new(uint32(0))}}
+	hp.AppendSint32(pfHistSchema, n.schema)
+	hp.AppendDouble(pfHistZeroThreshold, n.zeroThreshold)
+	hp.AppendUint64(pfHistZeroCount, n.zeroCount)
+	ps.appendBuckets(hp, pfHistNegSpan, pfHistNegDelta, n.negative)
+	ps.appendBuckets(hp, pfHistPosSpan, pfHistPosDelta, n.positive)
+	if n.zeroThreshold == 0 && n.zeroCount == 0 && len(n.positive) == 0 && len(n.negative) == 0 {
+		sp := hp.AppendMessage(pfHistPosSpan)
+		sp.AppendSint32(pfSpanOffset, 0)
+		sp.AppendUint32(pfSpanLength, 0)
 	}
-	return out
 }
 
-func dtoSpans(buckets []engine.NativeBucket) ([]*dto.BucketSpan, []int64) {
-	spans, deltas := encodeSpans(buckets)
-	if spans == nil {
-		return nil, nil
+// appendBuckets writes buckets as spans and deltas, the deltas unpacked as
+// proto2 declares them.
+func (ps *protoScratch) appendBuckets(hp *easyproto.MessageMarshaler, spanField, deltaField uint32, buckets []engine.NativeBucket) {
+	ps.spans, ps.deltas = appendSpans(ps.spans[:0], ps.deltas[:0], buckets)
+	for _, sp := range ps.spans {
+		m := hp.AppendMessage(spanField)
+		m.AppendSint32(pfSpanOffset, sp.Offset)
+		m.AppendUint32(pfSpanLength, sp.Length)
 	}
-	out := make([]*dto.BucketSpan, len(spans))
-	for i, sp := range spans {
-		out[i] = &dto.BucketSpan{Offset: new(sp.Offset), Length: new(sp.Length)}
+	for _, d := range ps.deltas {
+		hp.AppendSint64(deltaField, d)
 	}
-	return out, deltas
 }
