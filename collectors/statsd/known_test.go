@@ -82,7 +82,7 @@ func sameAsParser(t *testing.T, o Options, rounds int, datagrams ...[]byte) {
 		}
 	}
 	for o := mapDrop; o < numMapOutcomes; o++ {
-		if got := c.mappingDropped[o].Load(); got != mapped[o] {
+		if got := c.mapped[o].Load(); got != mapped[o] {
 			t.Fatalf("%q: mapping outcome %d counted %d, want %d", datagrams, o, got, mapped[o])
 		}
 	}

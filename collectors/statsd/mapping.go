@@ -64,7 +64,7 @@ func seriesTypeOf(r *mapping.Rule, timer bool) aggregate.SeriesType {
 }
 
 // The outcomes of mapping a line other than keeping it, counted in
-// metrics_dropped_mapping and metrics_dropped_mapping_empty_name.
+// lines_filtered_mapping and lines_dropped_mapping_empty_name.
 const (
 	mapKeep      uint8 = iota
 	mapDrop            // action: drop

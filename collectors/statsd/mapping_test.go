@@ -124,11 +124,15 @@ func TestMapping_Bucky3Layout(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]uint64{
-		"metrics_dropped_mapping": 2, "metrics_dropped_mapping_empty_name": 1, "metrics_dropped": 3, "lines_invalid": 0,
+		"lines_filtered_mapping": 2, "lines_dropped_mapping_empty_name": 1, "metrics_dropped": 0, "lines_invalid": 0,
 	} {
 		if n := stats.Counter(name).Load(); n != want {
 			t.Errorf("%s = %d, want %d", name, n, want)
 		}
+	}
+	// A rule's drop is configured, not lost; an empty mapped name is lost.
+	if engine.IsLoss("lines_filtered_mapping") || !engine.IsLoss("lines_dropped_mapping_empty_name") {
+		t.Error("mapping counters misclassified as losses")
 	}
 	if t.Failed() {
 		t.Logf("flushed:\n%s", strings.Join(got, "\n"))

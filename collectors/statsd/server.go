@@ -29,7 +29,7 @@ type counters struct {
 	invalidBy                         [parse.NumReasons]*engine.Counter
 	metricsDropped, seriesDropped     *engine.Counter
 	memoryDropped                     *engine.Counter
-	mappingDropped                    [numMapOutcomes]*engine.Counter
+	mapped                            [numMapOutcomes]*engine.Counter
 	timersSampled, setsEstimated      *engine.Counter
 	series                            *engine.Gauge
 }
@@ -48,8 +48,10 @@ func newCounters(s *engine.Stats, packets *udpsource.Counters) counters {
 		setsEstimated:  s.Counter("set_members_estimated"),
 		series:         s.Gauge("series"),
 	}
-	c.mappingDropped[mapDrop] = s.Counter("metrics_dropped_mapping")
-	c.mappingDropped[mapEmptyName] = s.Counter("metrics_dropped_mapping_empty_name")
+	// A rule's drop is the configuration's choice, like a relabel drop,
+	// so it is no loss (engine.IsLoss); an empty mapped name is.
+	c.mapped[mapDrop] = s.Counter("lines_filtered_mapping")
+	c.mapped[mapEmptyName] = s.Counter("lines_dropped_mapping_empty_name")
 	for _, r := range parse.StatsDReasons() {
 		c.invalidBy[r] = s.Counter("lines_invalid_" + r.String())
 	}
@@ -240,7 +242,7 @@ type reader struct {
 	// counts added to the shared counters once at the end.
 	nowMs           int64
 	lines, bareTags uint64
-	mappingDropped  [numMapOutcomes]uint64
+	mapped          [numMapOutcomes]uint64 // lines not kept, by outcome
 	sample          parse.Sample
 	// withOrigin is handleOrigin's copy of a datagram with the container
 	// field added, reused.
@@ -339,11 +341,10 @@ func (r *reader) add(packet []byte) {
 	if r.bareTags > 0 {
 		r.c.bareTags.Add(r.bareTags)
 	}
-	for o, n := range r.mappingDropped {
+	for o, n := range r.mapped {
 		if n > 0 {
-			r.c.mappingDropped[o].Add(n)
-			r.c.metricsDropped.Add(n)
-			r.mappingDropped[o] = 0
+			r.c.mapped[o].Add(n)
+			r.mapped[o] = 0
 		}
 	}
 }
@@ -362,7 +363,7 @@ func (r *reader) addKnown(p *pending) bool {
 	}
 	r.bareTags += uint64(kl.bareTags)
 	if kl.dropped != mapKeep {
-		r.mappingDropped[kl.dropped]++
+		r.mapped[kl.dropped]++
 		return true
 	}
 	if kl.scale != 1 {
@@ -397,7 +398,7 @@ func (r *reader) addParsed(p *pending) {
 	st, scale, outcome := r.prep.apply(s)
 	kl := r.known.remember(p, s, r.parser.BareTags)
 	if outcome != mapKeep {
-		r.mappingDropped[outcome]++
+		r.mapped[outcome]++
 		if kl != nil {
 			kl.dropped = outcome
 		}
