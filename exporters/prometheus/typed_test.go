@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -620,4 +621,109 @@ func TestTypedOptions(t *testing.T) {
 	f("layout = \"statsd\"\n", "layout:")
 	f("ttl = -1\n", "ttl:")
 	f("ttl = 0.0001\n", "ttl:")
+}
+
+// TestTypedConcurrentScrapes has text and protobuf scrapers, with and
+// without gzip, read the typed page while batches arrive: every page is
+// whole and consistent (one batch moves the counter, the histogram and the
+// summary together) and no scraper sees the store go back.
+func TestTypedConcurrentScrapes(t *testing.T) {
+	const batches = 200
+	h := startTyped(t, func(o *Options) { o.Compression = "gzip"; o.SelfMetrics = true })
+	h.client.Transport.(*http.Transport).DisableCompression = false
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Go(func() {
+			proto, gz := c%2 == 1, c >= 2
+			last := 0.0
+			for n := 0; ; n++ {
+				select {
+				case <-done:
+					if n >= 3 {
+						return
+					}
+				default:
+				}
+				k, err := scrapeTypedCount(h, proto, gz)
+				if err != nil {
+					t.Errorf("scraper %d (protobuf %v, gzip %v): %v", c, proto, gz, err)
+					return
+				}
+				if k < last {
+					t.Errorf("scraper %d: %v batches after %v", c, k, last)
+					return
+				}
+				last = k
+			}
+		})
+	}
+	for range batches {
+		h.send(
+			typedMetric("hits", nil, engine.CounterIncrease(1)),
+			typedMetric("lat", nil, histogram([]float64{1}, schemaOf(0), 0.5)),
+			typedMetric("rpc", nil, summary(1, 2, 2)),
+		)
+	}
+	close(done)
+	wg.Wait()
+	for c := range 4 {
+		if k, err := scrapeTypedCount(h, c%2 == 1, c >= 2); err != nil || k != batches {
+			t.Errorf("final scrape %d: %v batches, %v; want %d", c, k, err, batches)
+		}
+	}
+}
+
+// scrapeTypedCount scrapes h and returns how many batches of the test
+// above the page shows, checking that its families agree.
+func scrapeTypedCount(h *harness, protobuf, gz bool) (float64, error) {
+	req, err := http.NewRequest(http.MethodGet, h.url+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	if protobuf {
+		req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeProtoDelim)))
+	}
+	if !gz {
+		req.Header.Set("Accept-Encoding", "identity")
+	}
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.Uncompressed != gz {
+		return 0, fmt.Errorf("gzip response %v, asked for %v", resp.Uncompressed, gz)
+	}
+	format := expfmt.ResponseFormat(resp.Header)
+	if (format.FormatType() == expfmt.TypeProtoDelim) != protobuf {
+		return 0, fmt.Errorf("format %s, protobuf asked %v", format, protobuf)
+	}
+	dec := expfmt.NewDecoder(resp.Body, format)
+	fams := map[string]*dto.MetricFamily{}
+	for {
+		mf := &dto.MetricFamily{}
+		if err := dec.Decode(mf); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return 0, err
+		}
+		fams[mf.GetName()] = mf
+	}
+	if fams["hits"] == nil {
+		if fams["lat"] != nil || fams["rpc"] != nil {
+			return 0, fmt.Errorf("lat or rpc without hits")
+		}
+		return 0, nil
+	}
+	k := fams["hits"].GetMetric()[0].GetCounter().GetValue()
+	hist := fams["lat"].GetMetric()[0].GetHistogram()
+	sum := fams["rpc"].GetMetric()[0].GetSummary()
+	if float64(hist.GetSampleCount()) != k || float64(sum.GetSampleCount()) != k || sum.GetSampleSum() != 2*k {
+		return 0, fmt.Errorf("hits %v, lat count %d, rpc count %d sum %v: one page, several stores", k, hist.GetSampleCount(), sum.GetSampleCount(), sum.GetSampleSum())
+	}
+	if protobuf && hist.GetSchema() != 0 || fams["bucky3_build_info"] == nil {
+		return 0, fmt.Errorf("native schema %d, own metrics %v", hist.GetSchema(), fams["bucky3_build_info"] != nil)
+	}
+	return k, nil
 }
