@@ -69,6 +69,17 @@ func (t *Table) Flush(now time.Time) []engine.Metric {
 // Round 7 and "Design notes").
 const flushYieldEvery = 64
 
+// flushYieldSamples is how many timer samples Flush handles between
+// yields within one series (a power of two), so that one huge timer is
+// no longer a stall than 64 small series.
+const flushYieldSamples = 1 << 14
+
+// yield lets waiting socket readers run (see Flush).
+func (f *flusher) yield() {
+	f.yields++
+	runtime.Gosched()
+}
+
 // flusher builds the metrics of one Flush.
 type flusher struct {
 	t        *Table
@@ -90,6 +101,11 @@ type flusher struct {
 	bucket string
 	base   []engine.Tag
 	raw    []engine.Tag // scratch: the key's tags without bucket
+
+	// Scratch of timers: each threshold's upper, each bin's summary.
+	uppers  []float64
+	binSums []binSum
+	yields  int // within series, for tests
 }
 
 // series emits the metrics of ser.
@@ -102,8 +118,12 @@ func (f *flusher) series(ser *series) {
 		f.typed(ser)
 		return
 	}
+	// The key's tags are sorted: name goes in at its place, replacing a
+	// tag of that key, in the one pass that views them. Tags alias the
+	// key, which is never copied.
 	f.bucket = ""
-	f.raw = f.raw[:0]
+	f.base = f.base[:0]
+	named := false
 	name, rest := cutField(ser.key[1:])
 	for rest != "" {
 		var key, value string
@@ -111,11 +131,19 @@ func (f *flusher) series(ser *series) {
 		value, rest = cutField(rest)
 		if key == "bucket" {
 			f.bucket = value
-		} else {
-			f.raw = append(f.raw, engine.Tag{Key: key, Value: value})
+			continue
 		}
+		if !named && key >= "name" {
+			f.base, named = append(f.base, engine.Tag{Key: "name", Value: name}), true
+			if key == "name" {
+				continue
+			}
+		}
+		f.base = append(f.base, engine.Tag{Key: key, Value: value})
 	}
-	f.base = insertTag(f.base[:0], f.raw, "name", name)
+	if !named {
+		f.base = append(f.base, engine.Tag{Key: "name", Value: name})
+	}
 
 	switch ser.kind {
 	case kindCounter:

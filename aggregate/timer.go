@@ -104,55 +104,83 @@ func (m *moments) summary() summary {
 }
 
 // timer emits one metric per percentile threshold and one per histogram
-// bin that received samples. It sorts ser.samples in place.
+// bin that received samples. It reorders ser.samples in place: a
+// percentile needs only its prefix of smallest samples, which selection
+// finds in linear time, and a bin needs no order at all.
 func (f *flusher) timer(ser *series) {
 	if len(f.t.thresholds) == 0 && ser.rule == nil {
 		return
 	}
 	x := ser.samples
-	slices.Sort(x)
 	if ser.over != nil {
 		f.sampledTimer(ser, x)
 		return
 	}
+	uppers := f.order(x, false)
 
-	// Thresholds ascend, so each k extends the previous one's summary.
+	// Thresholds ascend, so each k extends the previous one's summary;
+	// the prefixes hold the global lower.
 	var sum summary
+	lower := math.Inf(1)
 	i := 0
 	for p, t100 := range f.t.thresholds {
 		k := max(t100*len(x)/10000, 1)
-		for ; i < k; i++ {
-			sum.add(x[i])
-		}
-		f.emit(f.t.o.TimersBucket, "percentile", f.t.percentiles[p], f.timerFields(sum.n, &sum, x[0], x[k-1]))
+		lower = min(lower, f.addRun(&sum, x[i:k]))
+		i = max(i, k)
+		f.emit(f.t.o.TimersBucket, "percentile", f.t.percentiles[p], f.timerFields(sum.n, &sum, lower, uppers[p]))
 	}
-
-	r := ser.rule
-	if r == nil {
-		return
-	}
-	// Sorted samples make every bin a contiguous run.
-	i, _ = slices.BinarySearch(x, r.lower)
-	for _, b := range r.bins {
-		sum = summary{}
-		j := i
-		for ; j < len(x) && x[j] < b.upper; j++ {
-			sum.add(x[j])
-		}
-		if j > i {
-			f.emit(f.t.o.HistogramsBucket, "histogram", b.name, f.timerFields(sum.n, &sum, x[i], x[j-1]))
-		}
-		i = j
+	if ser.rule != nil {
+		f.bins(ser.rule, x)
 	}
 }
 
-// sampledTimer is timer for a series past MaxTimerSamples, whose sorted
-// reservoir is x. What does not depend on the order of samples is exact:
-// the 100th percentile and the bins whole, and of every other percentile
-// its count and lower. Its upper, mean and stdev come from the reservoir's
-// same share of samples.
+// bins emits the histogram bins of the samples x of a timer with rule r,
+// in one pass: each sample goes to the first bin whose upper exceeds it.
+func (f *flusher) bins(r *histRule, x []float64) {
+	f.binSums = append(f.binSums[:0], make([]binSum, len(r.bins))...)
+	for j, v := range x {
+		if j&(flushYieldSamples-1) == flushYieldSamples-1 {
+			f.yield()
+		}
+		if v < r.lower {
+			continue
+		}
+		for b := range r.bins {
+			if v < r.bins[b].upper {
+				f.binSums[b].add(v)
+				break
+			}
+		}
+	}
+	for b := range r.bins {
+		if s := &f.binSums[b]; s.n > 0 {
+			f.emit(f.t.o.HistogramsBucket, "histogram", r.bins[b].name, f.timerFields(s.n, &s.summary, s.lower, s.upper))
+		}
+	}
+}
+
+// binSum is the summary of one histogram bin's samples and their bounds.
+type binSum struct {
+	summary
+	lower, upper float64
+}
+
+func (b *binSum) add(v float64) {
+	if b.n == 0 {
+		b.lower, b.upper = v, v
+	}
+	b.summary.add(v)
+	b.lower, b.upper = min(b.lower, v), max(b.upper, v)
+}
+
+// sampledTimer is timer for a series past MaxTimerSamples, whose reservoir
+// is x. What does not depend on the order of samples is exact: the 100th
+// percentile and the bins whole, and of every other percentile its count
+// and lower. Its upper, mean and stdev come from the reservoir's same
+// share of samples.
 func (f *flusher) sampledTimer(ser *series, x []float64) {
 	o := ser.over
+	uppers := f.order(x, true)
 	var sum summary
 	i := 0
 	for p, t100 := range f.t.thresholds {
@@ -162,11 +190,10 @@ func (f *flusher) sampledTimer(ser *series, x []float64) {
 			fs = f.timerFields(all.n, &all, o.all.lower, o.all.upper)
 		} else {
 			k := max(t100*len(x)/10000, 1)
-			for ; i < k; i++ {
-				sum.add(x[i])
-			}
+			f.addRun(&sum, x[i:k])
+			i = max(i, k)
 			n := max(t100*int(o.all.n)/10000, 1)
-			fs = f.timerFields(n, &sum, o.all.lower, x[k-1])
+			fs = f.timerFields(n, &sum, o.all.lower, uppers[p])
 		}
 		f.emit(f.t.o.TimersBucket, "percentile", f.t.percentiles[p], fs)
 	}
@@ -179,6 +206,140 @@ func (f *flusher) sampledTimer(ser *series, x []float64) {
 			f.emit(f.t.o.HistogramsBucket, "histogram", b.name, f.timerFields(s.n, &s, m.lower, m.upper))
 		}
 	}
+}
+
+// order reorders x so that, for each threshold's k, x[:k] holds the k
+// smallest samples, and returns the k-th smallest of each threshold (its
+// upper), in a slice reused by the next call. Selection runs from the
+// largest k down, each on the prefix the previous one left, which keeps
+// x[k-1] in place. With exact100 the 100th percentile is taken from the
+// exact statistics, so it is not looked for.
+//
+// Short runs and runs with many thresholds are sorted instead, when
+// sorting costs little; a long sort would hold the CPU without a yield.
+func (f *flusher) order(x []float64, exact100 bool) []float64 {
+	th := f.t.thresholds
+	f.uppers = append(f.uppers[:0], make([]float64, len(th))...)
+	if len(th) == 0 {
+		return f.uppers
+	}
+	if len(x) <= sortBelow || len(th) > selectThresholds && len(x) <= sortUpTo {
+		slices.Sort(x)
+		for p, t100 := range th {
+			f.uppers[p] = x[max(t100*len(x)/10000, 1)-1]
+		}
+		return f.uppers
+	}
+	hi, last := len(x), -1 // x[:hi] is still unordered; last is the previous k
+	for p := len(th) - 1; p >= 0; p-- {
+		if exact100 && th[p] == 10000 {
+			continue
+		}
+		k := max(th[p]*len(x)/10000, 1)
+		if k == last {
+			f.uppers[p] = f.uppers[p+1]
+			continue
+		}
+		if k == hi {
+			f.maxLast(x[:hi])
+		} else {
+			f.selectK(x[:hi], k)
+		}
+		f.uppers[p], hi, last = x[k-1], k-1, k
+	}
+	return f.uppers
+}
+
+// sortBelow: runs this short are sorted, which costs less than selection.
+// selectThresholds: with more thresholds than this below 100, runs up to
+// sortUpTo samples (a sort of about a millisecond) are sorted too.
+const (
+	sortBelow        = 32
+	selectThresholds = 4
+	sortUpTo         = 1 << 14
+)
+
+// maxLast moves the largest element of x to its end.
+func (f *flusher) maxLast(x []float64) {
+	m := 0
+	for j := range x {
+		if j&(flushYieldSamples-1) == flushYieldSamples-1 {
+			f.yield()
+		}
+		if x[j] > x[m] {
+			m = j
+		}
+	}
+	x[m], x[len(x)-1] = x[len(x)-1], x[m]
+}
+
+// selectK reorders x so that x[k-1] is its k-th smallest element, with
+// x[:k-1] no larger and x[k:] no smaller (quickselect with a three-way
+// partition, so runs of equal samples end it early). Past a depth that
+// only adversarial inputs reach, the rest is sorted.
+func (f *flusher) selectK(x []float64, k int) {
+	lo, hi, t := 0, len(x), k-1 // the target index lies in x[lo:hi]
+	for depth := 2 * bits.Len(uint(len(x))); hi-lo > sortBelow; depth-- {
+		if depth == 0 {
+			slices.Sort(x[lo:hi])
+			return
+		}
+		pivot := median3(x[lo], x[lo+(hi-lo)/2], x[hi-1])
+		// x[lo:lt] < pivot, x[lt:i] == pivot, x[gt:hi] > pivot.
+		lt, i, gt := lo, lo, hi
+		for steps := 1; i < gt; steps++ {
+			if steps&(flushYieldSamples-1) == 0 {
+				f.yield()
+			}
+			switch v := x[i]; {
+			case v < pivot:
+				x[lt], x[i] = v, x[lt]
+				lt++
+				i++
+			case v > pivot:
+				gt--
+				x[gt], x[i] = v, x[gt]
+			default:
+				i++
+			}
+		}
+		switch {
+		case t < lt:
+			hi = lt
+		case t >= gt:
+			lo = gt
+		default:
+			return
+		}
+	}
+	slices.Sort(x[lo:hi])
+}
+
+func median3(a, b, c float64) float64 {
+	if a > b {
+		a, b = b, a
+	}
+	if b > c {
+		b = c
+	}
+	return max(a, b)
+}
+
+// addRun adds the samples x to sum, yielding between slices of a long
+// run, and returns their smallest (+Inf for none).
+func (f *flusher) addRun(sum *summary, x []float64) float64 {
+	lower := math.Inf(1)
+	for len(x) > 0 {
+		n := min(len(x), flushYieldSamples)
+		for _, v := range x[:n] {
+			sum.add(v)
+			lower = min(lower, v)
+		}
+		if x = x[n:]; len(x) > 0 {
+			f.yield()
+		}
+	}
+	return lower
 }
 
 // timerFields returns the fields of a run of n samples from lower to
