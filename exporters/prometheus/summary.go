@@ -51,6 +51,8 @@ func newSummaryState(meta *engine.TypeMeta, now int64) *summaryState {
 			objectives = slices.SortedFunc(slices.Values(meta.Quantiles), func(a, b engine.Quantile) int {
 				return compareFloat(a.Q, b.Q)
 			})
+			// One line per quantile: a repeated one would repeat a series.
+			objectives = slices.CompactFunc(objectives, func(a, b engine.Quantile) bool { return a.Q == b.Q })
 		}
 		if meta.MaxAge > 0 {
 			maxAge = meta.MaxAge
@@ -66,8 +68,9 @@ func newSummaryState(meta *engine.TypeMeta, now int64) *summaryState {
 	s := &summaryState{
 		objectives: objectives,
 		streams:    make([]*quantile.Stream, ageBuckets),
-		duration:   int64(maxAge) / int64(ageBuckets),
-		values:     make([]float64, len(objectives)),
+		// A window too short to split would rotate without end.
+		duration: max(int64(maxAge)/int64(ageBuckets), int64(time.Millisecond)),
+		values:   make([]float64, len(objectives)),
 	}
 	for i := range s.streams {
 		s.streams[i] = quantile.NewTargeted(targets)

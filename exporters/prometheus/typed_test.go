@@ -727,3 +727,17 @@ func scrapeTypedCount(h *harness, protobuf, gz bool) (float64, error) {
 	}
 	return k, nil
 }
+
+func TestTypedSummaryOddOptions(t *testing.T) {
+	s, _ := typedStoreAt(t, 0)
+	meta := &engine.TypeMeta{MaxAge: time.Nanosecond, AgeBuckets: 7, Quantiles: []engine.Quantile{{Q: 0.9, Error: 0.01}, {Q: 0.5, Error: 0.05}, {Q: 0.9, Error: 0.001}}}
+	v := summary(2, 3, 1, 2)
+	v.Meta = meta
+	ingestAt(s, 0, typedMetric("odd", nil, v))
+	s.expire(int64(time.Hour)) // must return
+	page := textOf(s)
+	checkPage(t, page)
+	if want := "odd{quantile=\"0.5\"} NaN\nodd{quantile=\"0.9\"} NaN\nodd_sum 3\nodd_count 2\n"; !strings.HasSuffix(page, want) {
+		t.Errorf("page:\n%s\nwant it to end with\n%s", page, want)
+	}
+}
