@@ -1,8 +1,9 @@
 package statsd
 
 import (
+	"bytes"
 	"fmt"
-	"strings"
+	"slices"
 
 	"github.com/bucky3/bucky3/aggregate"
 	"github.com/bucky3/bucky3/parse"
@@ -74,8 +75,9 @@ const (
 
 // mapScratch is a reader's memory for mapped names and tags, reused.
 type mapScratch struct {
-	name, buf []byte
-	tags      []parse.Tag
+	name, buf, esc []byte
+	tags           []parse.Tag
+	shadowed       []bool // by label: a tag of the line has its name
 }
 
 // apply maps s in place and returns the outcome, the series type of s
@@ -107,12 +109,27 @@ func (lm *lineMapper) apply(s *parse.Sample, typed bool, sc *mapScratch) (st *ag
 	return st, scale, mapKeep
 }
 
-// mergeLabels returns tags, sorted by key, merged with labels, sorted by
-// name, into sc: a label replaces the tag of its name unless honor
-// (honor_labels) keeps the tag.
+// mergeLabels returns tags merged with labels into sc, sorted by key. As
+// in statsd_exporter, which escapes tag keys before it merges, a label
+// replaces each tag whose key escapes to the label's name (k.x and k_x for
+// the label k_x), unless honor (honor_labels) keeps the tags instead.
 func mergeLabels(tags []parse.Tag, labels []mapping.Label, honor bool, sc *mapScratch) []parse.Tag {
-	sc.buf, sc.tags = sc.buf[:0], sc.tags[:0]
-	// Labels are copied into buf first: its array must not move once tags
+	sc.buf, sc.tags, sc.shadowed = sc.buf[:0], sc.tags[:0], sc.shadowed[:0]
+	for range labels {
+		sc.shadowed = append(sc.shadowed, false)
+	}
+	for _, t := range tags {
+		sc.esc = mapping.AppendEscaped(sc.esc[:0], string(t.Key))
+		j := slices.IndexFunc(labels, func(l mapping.Label) bool { return l.Name == string(sc.esc) })
+		if j >= 0 {
+			sc.shadowed[j] = true
+			if !honor {
+				continue
+			}
+		}
+		sc.tags = append(sc.tags, t)
+	}
+	// Labels are copied into buf: its array must not move once tags
 	// point into it.
 	need := 0
 	for _, l := range labels {
@@ -121,40 +138,17 @@ func mergeLabels(tags []parse.Tag, labels []mapping.Label, honor bool, sc *mapSc
 	if cap(sc.buf) < need {
 		sc.buf = make([]byte, 0, need)
 	}
-	label := func(l mapping.Label) parse.Tag {
+	for j, l := range labels {
+		if honor && sc.shadowed[j] {
+			continue
+		}
 		off := len(sc.buf)
 		sc.buf = append(sc.buf, l.Name...)
 		sc.buf = append(sc.buf, l.Value...)
-		return parse.Tag{Key: sc.buf[off : off+len(l.Name) : off+len(l.Name)], Value: sc.buf[off+len(l.Name) : len(sc.buf) : len(sc.buf)]}
+		name, end := off+len(l.Name), len(sc.buf)
+		sc.tags = append(sc.tags, parse.Tag{Key: sc.buf[off:name:name], Value: sc.buf[name:end:end]})
 	}
-	i, j := 0, 0
-	for i < len(tags) || j < len(labels) {
-		c := 0
-		switch {
-		case i == len(tags):
-			c = 1
-		case j == len(labels):
-			c = -1
-		default:
-			c = strings.Compare(string(tags[i].Key), labels[j].Name)
-		}
-		switch {
-		case c < 0:
-			sc.tags = append(sc.tags, tags[i])
-			i++
-		case c > 0:
-			sc.tags = append(sc.tags, label(labels[j]))
-			j++
-		default:
-			if honor {
-				sc.tags = append(sc.tags, tags[i])
-			} else {
-				sc.tags = append(sc.tags, label(labels[j]))
-			}
-			i++
-			j++
-		}
-	}
+	slices.SortFunc(sc.tags, func(a, b parse.Tag) int { return bytes.Compare(a.Key, b.Key) })
 	return sc.tags[:len(sc.tags):len(sc.tags)]
 }
 

@@ -36,7 +36,8 @@ const mappingLines = "api.users.requests:1|c|#env:prod,host:a\napi.users.request
 	"debug.x:1|c\ndebug.y:5|ms\n" +
 	"empty.:1|c\n" +
 	"plain.timer:5|ms\nplain_count:1|c|#k:v\nusers:alice|s\n" +
-	"zero.c:5|c\nzero.t:5|ms\nslow.t:12|ms\nslow.t:100|ms\n"
+	"zero.c:5|c\nzero.t:5|ms\nslow.t:12|ms\nslow.t:100|ms\n" +
+	"esc.a:1|c|#k.x:line,k-x:line2,other:o\nhesc.a:1|c|#k.x:line\nhesc.b:1|c\n"
 
 // The memo must give what a full parse and mapping of every line gives,
 // in both layouts, and count the same drops.
@@ -113,6 +114,11 @@ func TestMapping_Bucky3Layout(t *testing.T) {
 		// scale leaves bucky3 timers alone.
 		"stats_timers{name=zeroed_t,percentile=100.0} upper=5",
 		"stats_timers{name=slow_t_seconds,percentile=100.0} upper=100",
+		// A label replaces the tags whose keys escape to its name, as
+		// statsd_exporter merges escaped tags, unless honor_labels.
+		"stats_counters{k_x=mapped,name=esc,other=o} count=1",
+		"stats_counters{k.x=line,name=hesc} count=1",
+		"stats_counters{k_x=mapped,name=hesc} count=1",
 	} {
 		if !slices.Contains(got, want) {
 			t.Errorf("missing %s", want)
