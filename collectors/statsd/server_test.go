@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -235,6 +236,37 @@ func TestServer_StatsDNames(t *testing.T) {
 	}
 	if n := r.stats.Counter("lines_invalid_bad_name").Load(); n != 3 {
 		t.Errorf("lines_invalid_bad_name = %d, want 3", n)
+	}
+}
+
+// Over real UDP with mapping_config and the typed layout: mapped names and
+// labels, typed values, drops counted.
+func TestServer_MappingTyped(t *testing.T) {
+	r := start(t, func(o *statsd.Options) { o.Layout, o.MappingConfig = "typed", "testdata/mapping.yml" })
+	r.send(t, "api.users.requests:1|c|#env:prod\napi.users.requests:2|c|#env:prod", "api.users.latency:12|ms\ndebug.x:1|c\nplain.t:200|ms")
+	r.waitLines(t, 5)
+	ms := r.stop(t)
+	v := func(m engine.Metric) engine.Value {
+		t.Helper()
+		if len(m.Fields) != 1 || m.Fields[0].Name != "value" {
+			t.Fatalf("%s: fields %+v, want one named value", m.Bucket, m.Fields)
+		}
+		return m.Fields[0].Value
+	}
+	if got := v(find(t, ms, "api_requests_total", "route", "users", "env", "mapped")); got.Kind != engine.KindCounter || got.Num != 3 {
+		t.Errorf("api_requests_total = %+v, want counter 3", got)
+	}
+	if got := v(find(t, ms, "api_latency_seconds", "route", "users")); got.Kind != engine.KindSummary || got.Dist.Count != 1 || got.Dist.Sum != 0.012 {
+		t.Errorf("api_latency_seconds = %+v, want a summary of 0.012", got)
+	}
+	if got := v(find(t, ms, "plain.t")); got.Kind != engine.KindHistogram || got.Dist.Sum != 0.2 || !slices.Equal(got.Dist.Counts, []uint64{0, 0, 1, 0}) {
+		t.Errorf("plain.t = %+v, want a histogram of 0.2 in (0.1, 1]", got)
+	}
+	if len(ms) != 3 {
+		t.Errorf("%d metrics, want 3: %+v", len(ms), ms)
+	}
+	if n := r.stats.Counter("lines_filtered_mapping").Load(); n != 1 {
+		t.Errorf("lines_filtered_mapping = %d, want 1", n)
 	}
 }
 
