@@ -117,7 +117,7 @@ func (h *Histogram) Load() HistogramValue {
 type Stats struct {
 	started time.Time
 
-	mu       sync.Mutex
+	mu         sync.Mutex
 	counters   map[string]*Counter
 	gauges     map[string]*Gauge
 	histograms map[string]*Histogram
