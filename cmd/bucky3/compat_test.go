@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -77,9 +79,10 @@ func compatTraffic() (datagrams []string, summary map[string][]float64) {
 	add("delta.only:+4|g")
 	add("delta.only:+4|g")
 	add("billing.queue.invoices_depth:7|g")
+	add("größe.messung:%d|g", 42)
+	add("dash--name.x.total:1|c")
 	add("host.load:1.5|g|#host:a")
 	add("host.load:2.5|g|#host:b")
-	add("short.lived.b:1|c")
 	// Ten lines a datagram: small enough that the default receive buffers
 	// of both servers take them all.
 	for i := 0; i < len(lines); i += 10 {
@@ -105,6 +108,59 @@ func sendDatagrams(t *testing.T, addr string, datagrams []string) {
 			time.Sleep(time.Millisecond)
 		}
 	}
+}
+
+// scrapeProto fetches url in the delimited protobuf format, as Prometheus
+// with native histograms asks for it.
+func scrapeProto(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); !strings.Contains(ct, "encoding=delimited") {
+		t.Fatalf("%s answered a protobuf request with %q", url, ct)
+	}
+	dec := expfmt.NewDecoder(resp.Body, expfmt.NewFormat(expfmt.TypeProtoDelim))
+	families := map[string]*dto.MetricFamily{}
+	for {
+		var f dto.MetricFamily
+		if err := dec.Decode(&f); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("%s: protobuf page: %v", url, err)
+		}
+		if !compatInternal(f.GetName()) {
+			families[f.GetName()] = &f
+		}
+	}
+	return families
+}
+
+// nativeBuckets renders native buckets as "index:count" by absolute
+// index, whatever the spans, so that equal histograms compare equal.
+func nativeBuckets(spans []*dto.BucketSpan, deltas []int64) string {
+	var b strings.Builder
+	idx, i := int32(0), 0
+	var count int64
+	for _, sp := range spans {
+		idx += sp.GetOffset()
+		for range sp.GetLength() {
+			count += deltas[i]
+			i++
+			if count != 0 {
+				fmt.Fprintf(&b, "%d:%d ", idx, count)
+			}
+			idx++
+		}
+	}
+	return b.String()
 }
 
 func scrapeFamilies(t *testing.T, url string) map[string]*dto.MetricFamily {
@@ -175,12 +231,25 @@ layout = "typed"
 			t.Fatalf("bucky3 never counted %v api.users.requests:\n%s", want, scrape(metrics))
 		}
 	}
-	time.Sleep(1500 * time.Millisecond)
-	packets := fmt.Sprintf("statsd_exporter_udp_packets_total %d", len(datagrams)+len(early))
+	// short.lived.b comes last, well inside its ttl at the scrape.
+	late := []string{"short.lived.b:1|c"}
+	sendDatagrams(t, se.UDP, late)
+	sendDatagrams(t, udp, late)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if f := scrapeFamilies(t, metrics)["short_lived_total"]; f != nil && sumFamily(f, "which", "b") == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bucky3 never served short_lived_total{which=\"b\"}:\n%s", scrape(metrics))
+		}
+	}
+	packets := fmt.Sprintf("statsd_exporter_udp_packets_total %d", len(datagrams)+len(early)+len(late))
 	if page := scrape(se.Metrics); !strings.Contains(page, packets+"\n") {
 		t.Fatalf("statsd_exporter did not read every datagram (want %q): %s", packets, grepLines(page, "statsd_exporter_udp_packets_total"))
 	}
 
+	refNative := scrapeProto(t, se.Metrics)
+	gotNative := scrapeProto(t, metrics)
 	ref := scrapeFamilies(t, se.Metrics)
 	got := scrapeFamilies(t, metrics)
 	t.Logf("statsd_exporter's errors: %s", grepLines(scrape(se.Metrics), "statsd_exporter_sample_errors_total", "statsd_exporter_events_conflict_total"))
@@ -210,6 +279,46 @@ layout = "typed"
 	}
 	if f := got["short_lived_total"]; f == nil || len(f.GetMetric()) != 1 || labelsOf(f.GetMetric()[0]) != "which=b" {
 		t.Errorf("short_lived_total: want only which=b (a's ttl passed), got %v", f)
+	}
+
+	// The protobuf exposition: native histograms beside the classic
+	// buckets, compared bucket by bucket.
+	natives := 0
+	for name, rf := range refNative {
+		if rf.GetType() != dto.MetricType_HISTOGRAM {
+			continue
+		}
+		gf := gotNative[name]
+		if gf == nil {
+			t.Errorf("protobuf: histogram %s missing from bucky3's page", name)
+			continue
+		}
+		gm := byLabels(gf)
+		for labels, rs := range byLabels(rf) {
+			what := "protobuf " + name + "{" + labels + "}"
+			gs := gm[labels]
+			if gs == nil {
+				t.Errorf("%s missing from bucky3's page", what)
+				continue
+			}
+			rh, gh := rs.GetHistogram(), gs.GetHistogram()
+			if rh.GetSchema() != gh.GetSchema() || rh.GetZeroThreshold() != gh.GetZeroThreshold() || rh.GetZeroCount() != gh.GetZeroCount() {
+				t.Errorf("%s: schema %d zero %g/%d, statsd_exporter %d zero %g/%d", what,
+					gh.GetSchema(), gh.GetZeroThreshold(), gh.GetZeroCount(), rh.GetSchema(), rh.GetZeroThreshold(), rh.GetZeroCount())
+			}
+			if r, g := nativeBuckets(rh.GetPositiveSpan(), rh.GetPositiveDelta()), nativeBuckets(gh.GetPositiveSpan(), gh.GetPositiveDelta()); r != g {
+				t.Errorf("%s: native buckets\n%s\nstatsd_exporter\n%s", what, g, r)
+			}
+			if r, g := nativeBuckets(rh.GetNegativeSpan(), rh.GetNegativeDelta()), nativeBuckets(gh.GetNegativeSpan(), gh.GetNegativeDelta()); r != g {
+				t.Errorf("%s: negative native buckets %s, statsd_exporter %s", what, g, r)
+			}
+			if len(rh.GetPositiveSpan()) > 0 {
+				natives++
+			}
+		}
+	}
+	if natives == 0 {
+		t.Error("statsd_exporter served no native histogram: the comparison compared nothing")
 	}
 
 	cmd := exec.Command(backendtest.Promtool(t), "check", "metrics")
