@@ -7,13 +7,17 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/bucky3/bucky3/engine"
 )
 
 func TestListener_ZeroAllocs(t *testing.T) {
-	// With a batch wait, every datagram is a short read followed by a wait.
+	// With a batch wait, every datagram is a short read followed by a
+	// wait. Gaps are measured, as the statsd and jsond servers do.
 	for _, wait := range []time.Duration{0, time.Millisecond} {
 		got := make(chan int)
-		l := start(t, Config{Addr: "127.0.0.1:0", Readers: 1, BatchWait: wait}, func(int) func([]byte) {
+		cfg := Config{Addr: "127.0.0.1:0", Readers: 1, BatchWait: wait, Gaps: engine.NewHistogram(GapBounds())}
+		l := start(t, cfg, func(int) func([]byte) {
 			return func(p []byte) { got <- len(p) }
 		})
 		conn := dial(t, l.Addr())
@@ -40,7 +44,7 @@ func TestListener_UnixZeroAllocs(t *testing.T) {
 	for _, origin := range []bool{false, true} {
 		path := socketPath(t)
 		got := make(chan int)
-		cfg := Config{Socket: path, OriginDetection: origin}
+		cfg := Config{Socket: path, OriginDetection: origin, Gaps: engine.NewHistogram(GapBounds())}
 		if origin {
 			cfg.ProcRoot = t.TempDir()
 			writeCgroup(t, cfg.ProcRoot, os.Getpid(), "0::/docker/"+id1+"\n")

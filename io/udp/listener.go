@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bucky3/bucky3/engine"
 )
 
 // Defaults applied by Listen to the zero fields of a Config.
@@ -90,7 +92,18 @@ type Config struct {
 	// Log receives the error of a handler that panicked, at most once a
 	// second; nil is slog.Default().
 	Log *slog.Logger
+	// Gaps, if not nil, receives each reader's gaps between reads: the
+	// time from one read that returned datagrams to the next, in seconds
+	// (use GapBounds). Time a reader spends waiting on an empty socket is
+	// no gap; a BatchWait pause, a slow handler or the reader waiting for
+	// a CPU is. A gap longer than the receive buffer takes to fill at the
+	// current rate loses datagrams.
+	Gaps *engine.Histogram
 }
+
+// GapBounds are the bucket bounds for Config.Gaps: 100 µs to 3.3 s,
+// doubling.
+func GapBounds() []float64 { return engine.ExponentialBounds(100e-6, 2, 16) }
 
 func (c *Config) setDefaults() error {
 	if c.Addr == "" && c.Socket == "" {
@@ -378,6 +391,19 @@ func (l *Listener) Panics() uint64 { return l.sum(func(r *reader) uint64 { retur
 // datagrams), a sender waits, or its send fails with EAGAIN, which only
 // the sender can count.
 func (l *Listener) Dropped() uint64 { return l.sum(func(r *reader) uint64 { return r.dropped.Load() }) }
+
+// QueuePeak returns the most bytes any UDP socket held queued (what the
+// kernel charges against its receive buffer) when its reader looked since
+// the previous call, and starts a new period. A reader looks when a read
+// drains its socket, every 64 reads of a socket that stays full, during a
+// BatchWait pause, and at the first read after a gap over a millisecond.
+func (l *Listener) QueuePeak() int {
+	peak := 0
+	for _, r := range l.readers {
+		peak = max(peak, int(r.queuePeak.Swap(0)))
+	}
+	return peak
+}
 
 // OriginLookups returns the number of cgroup files read to find senders'
 // containers: the origin caches' misses.

@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bucky3/bucky3/engine"
 )
 
 // This file holds the package's only use of unsafe: recv, recvUnix and
@@ -63,6 +65,14 @@ type reader struct {
 	lastDrops      uint32
 	readsUnsampled int
 
+	// gaps receives the time between reads that returned datagrams (nil:
+	// not measured); lastRead is when the last one did, zero after a read
+	// found the socket empty, as waiting on an idle socket is no gap.
+	// queuePeak is the largest queue sample seen since Listener.QueuePeak.
+	gaps      *engine.Histogram
+	lastRead  time.Time
+	queuePeak atomic.Int64
+
 	packets, bytes, truncated, dropped, panics, originLookups atomic.Uint64
 	panicLog                                                  *panicLog
 }
@@ -90,6 +100,7 @@ func newReader(conn socket, cfg *Config, closed <-chan struct{}, wake int, pl *p
 		wait:     cfg.BatchWait,
 		closed:   closed,
 		panicLog: pl,
+		gaps:     cfg.Gaps,
 	}
 	if r.wait > 0 {
 		r.timer = time.NewTimer(r.wait)
@@ -152,16 +163,23 @@ func newReader(conn socket, cfg *Config, closed <-chan struct{}, wake int, pl *p
 // sysmon thread after every idle spell (bench/RESULTS.md, "Hot path" 7).
 // Drops are sampled, not read per datagram (Round 6).
 func (r *reader) recv(fd uintptr) bool {
+	now, long := r.clock()
+	if long {
+		// What gathered during the gap, before this read takes some.
+		r.sample(fd)
+	}
 	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd,
 		uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(len(r.msgs)), unix.MSG_DONTWAIT, 0, 0)
 	if errno == 0 {
 		r.readsUnsampled++
+		r.gap(now)
 	}
 	drained := errno == unix.EAGAIN || errno == 0 && int(n) < len(r.msgs)
 	if r.readsUnsampled > 0 && drained || r.readsUnsampled >= sampleEvery {
 		r.sample(fd)
 	}
 	if errno == unix.EAGAIN {
+		r.lastRead = time.Time{}
 		return false
 	}
 	r.n, r.errno = int(n), errno
@@ -180,10 +198,15 @@ func (r *reader) recvUnix(fd uintptr) bool {
 			r.msgs[i].Hdr.SetControllen(credSpace)
 		}
 	}
+	now, _ := r.clock()
 	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd,
 		uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(len(r.msgs)), unix.MSG_DONTWAIT, 0, 0)
 	if errno == unix.EAGAIN {
+		r.lastRead = time.Time{}
 		return false
+	}
+	if errno == 0 {
+		r.gap(now)
 	}
 	r.n, r.errno = int(n), errno
 	if errno != 0 {
@@ -191,6 +214,32 @@ func (r *reader) recvUnix(fd uintptr) bool {
 	}
 	return true
 }
+
+// clock reads the time before a read, once per batch, when gaps are
+// measured; long reports a gap over longGap since the last read that
+// returned datagrams, after which the socket's fill is worth a look.
+func (r *reader) clock() (now time.Time, long bool) {
+	if r.gaps == nil {
+		return now, false
+	}
+	now = time.Now()
+	return now, !r.lastRead.IsZero() && now.Sub(r.lastRead) > longGap
+}
+
+// gap records the time since the previous read that returned datagrams,
+// at a read (begun at now) that returned some.
+func (r *reader) gap(now time.Time) {
+	if r.gaps == nil {
+		return
+	}
+	if !r.lastRead.IsZero() {
+		r.gaps.Observe(now.Sub(r.lastRead).Seconds())
+	}
+	r.lastRead = now
+}
+
+// longGap: a read after a gap this long samples the socket's queue first.
+const longGap = time.Millisecond
 
 // sampleEvery bounds the reads between two readings of the drop count on
 // a socket that never drains.
@@ -424,6 +473,12 @@ func (r *reader) sample(fd uintptr) (queued int, ok bool) {
 		// The counter is 32 bits and wraps: the difference does not.
 		r.dropped.Add(uint64(drops - r.lastDrops))
 		r.lastDrops = drops
+		for q := int64(queued); ; {
+			old := r.queuePeak.Load()
+			if q <= old || r.queuePeak.CompareAndSwap(old, q) {
+				break
+			}
+		}
 	}
 	return queued, ok
 }

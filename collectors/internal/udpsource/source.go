@@ -28,6 +28,11 @@ type Counters struct {
 	// OriginLookups counts the cgroup files read to find senders'
 	// containers (origin_detection only; nil otherwise).
 	OriginLookups *engine.Counter // origin_lookups
+	// ReaderGaps are the times between the readers' reads (see
+	// udp.Config.Gaps); QueueBytes is the most any UDP socket held queued
+	// when its reader looked during the last publish period (a second).
+	ReaderGaps *engine.Histogram // reader_gap_seconds
+	QueueBytes *engine.Gauge     // socket_queue_bytes
 }
 
 // TCPCounters are the connection counters of a source with local_tcp. A
@@ -98,6 +103,9 @@ func New(m engine.Module, o udp.ServerOptions) *Source {
 			Panic:    m.Stats.Counter("packets_dropped_panic"),
 			Kernel:   m.Stats.Counter("packets_dropped_kernel"),
 			Panics:   m.Stats.Counter("panics"),
+
+			ReaderGaps: m.Stats.Histogram("reader_gap_seconds", udp.GapBounds()),
+			QueueBytes: m.Stats.Gauge("socket_queue_bytes"),
 		},
 		ready:     m.AwaitReady(),
 		flush:     m.Beat("flush"),
@@ -197,6 +205,7 @@ func (s *Source) Run(ctx context.Context, l Loop) error {
 	}
 	cfg := s.o.Config()
 	cfg.Log = s.m.Log // a handler's panic is logged as the module's
+	cfg.Gaps = s.c.ReaderGaps
 	ln, err := udp.Listen(cfg)
 	if err != nil {
 		return err
@@ -388,6 +397,7 @@ func (d *drops) publish(ln *udp.Listener, c *Counters) {
 		d.lookups = lookups
 	}
 	c.Kernel.Add(kernel - d.kernel)
+	c.QueueBytes.Set(int64(ln.QueuePeak()))
 	if n := truncated - d.truncated; n > 0 {
 		c.TooLarge.Add(n)
 		c.Dropped.Add(n)

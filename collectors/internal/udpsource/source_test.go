@@ -394,3 +394,62 @@ func TestSource_ReadyAndStuck(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestSource_ReaderGaps: a reader held by its handler while datagrams
+// queue shows in reader_gap_seconds, and the queue it found in
+// socket_queue_bytes at the next publish; the self report carries both.
+func TestSource_ReaderGaps(t *testing.T) {
+	const hold = 30 * time.Millisecond
+	src, stats := newSource(t, false)
+	handled := make(chan struct{}, 16)
+	conn, stop := runSource(t, src, udpsource.Loop{
+		Handler: func(int) func([]byte) {
+			return func(p []byte) {
+				if string(p) == "hold" {
+					time.Sleep(hold)
+				}
+				handled <- struct{}{}
+			}
+		},
+		FirstFlush: time.Hour,
+		FlushEvery: time.Hour,
+		Flush:      func() {},
+	})
+	if _, err := conn.Write([]byte("hold")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(hold / 3)
+	for range 10 {
+		if _, err := conn.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 11 {
+		<-handled
+	}
+	gaps := stats.Histogram("reader_gap_seconds", nil)
+	if v := gaps.Load(); v.Max < (hold*2/3).Seconds() || v.Count == 0 {
+		t.Errorf("reader_gap_seconds: max %v s, count %d; want a gap of at least %v", v.Max, v.Count, hold*2/3)
+	}
+	// Publishes come every second: the first after the hold sets it.
+	queue := stats.Gauge("socket_queue_bytes")
+	deadline := time.Now().Add(5 * time.Second)
+	for queue.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("socket_queue_bytes stayed 0 after a held reader")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fields := map[string]bool{}
+	for _, f := range stats.Snapshot() {
+		fields[f.Name] = true
+	}
+	for _, name := range []string{"reader_gap_seconds_count", "reader_gap_seconds_sum", "reader_gap_seconds_max", "socket_queue_bytes"} {
+		if !fields[name] {
+			t.Errorf("self report lacks %s", name)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
