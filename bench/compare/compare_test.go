@@ -83,7 +83,7 @@ statsd_exporter_lines_total 20
 		t.Fatal(err)
 	}
 	got := exporterCounts(families)
-	if want := (counts{counterSum: 7, timerCount: 7, selfLines: 20, selfDrops: -1}); got != want {
+	if want := (counts{counterSum: 7, timerCount: 7, selfLines: 20, selfDrops: -1, gapMax: -1, queueMax: -1}); got != want {
 		t.Fatalf("exporterCounts = %+v, want %+v", got, want)
 	}
 }
@@ -170,5 +170,45 @@ func TestRoundRateAndSpread(t *testing.T) {
 	}
 	if got := median([]float64{4, 1, 3, 2}); got != 2.5 {
 		t.Fatalf("median = %v", got)
+	}
+}
+
+// bucky3's self report gives each run's worst reader gap and fullest
+// socket queue: the largest of the reports.
+func TestSinkCounts_ReaderGap(t *testing.T) {
+	srv, err := serverByName("bucky3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newSink(srv.rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", s.port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("bucky3.reader_gap_seconds_max.statsd 0.0123 1700000000\n" +
+		"bucky3.reader_gap_seconds_max.statsd 0.004 1700000001\n" +
+		"bucky3.socket_queue_bytes.statsd 2048 1700000000\n" +
+		"bucky3.socket_queue_bytes.statsd 0 1700000001\n")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	var got counts
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, lines, _ := s.snapshot(); lines >= 4 {
+			break
+		}
+	}
+	if got, err = sinkCounts(&env{sink: s}); err != nil {
+		t.Fatal(err)
+	}
+	if got.gapMax != 0.0123 || got.queueMax != 2048 || gapString(got) != "12.3 ms (2 KiB)" {
+		t.Fatalf("gap %v, queue %v, %q; want 0.0123, 2048, \"12.3 ms (2 KiB)\"", got.gapMax, got.queueMax, gapString(got))
+	}
+	if none := gapString(counts{gapMax: -1, queueMax: -1}); none != "n/a" {
+		t.Fatalf("gapString without a report = %q, want n/a", none)
 	}
 }

@@ -165,9 +165,10 @@ func (h *harness) run(srv *server, sp spec) (res runResult, err error) {
 	if res.got.selfDrops >= 0 {
 		serverDrops = fmt.Sprintf("%.0f", res.got.selfDrops)
 	}
-	h.log("%-15s %-9s rate %9s  sent %9d lines at %9.0f/s  accounted %7.3f%%  self %s  kernel drops %d (server's count %s)  cpu %.3fs  rss %s",
+	h.log("%-15s %-9s rate %9s  sent %9d lines at %9.0f/s  accounted %7.3f%%  self %s  kernel drops %d (server's count %s)  cpu %.3fs  rss %s  worst gap %s",
 		srv.name, sp.test, rateString(sp.rate), res.sent.Lines, res.sent.LinesPerS, 100*res.accounted,
-		selfString(res.got.selfLines, res.sent.Lines), res.kernelDrops, serverDrops, res.cpu, mib(res.mem.rss))
+		selfString(res.got.selfLines, res.sent.Lines), res.kernelDrops, serverDrops, res.cpu, mib(res.mem.rss),
+		gapString(res.got))
 	return res, nil
 }
 

@@ -83,8 +83,12 @@ func losslessCell(l *lossless, threshold float64) string {
 	if l.generatorBound {
 		ge = "≥ "
 	}
-	s := fmt.Sprintf("%s%s lines/s (achieved %s; accounted %s)", ge, rateString(l.best.rate),
+	s := fmt.Sprintf("%s%s lines/s (achieved %s; accounted %s", ge, rateString(l.best.rate),
 		spread(achieved(l.best.runs), rateString), spread(acc, pct))
+	if gaps := gapsOf(l.best.runs); len(gaps) > 0 {
+		s += "; worst reader gap " + spread(gaps, ms)
+	}
+	s += ")"
 	if l.generatorBound {
 		s += " generator-bound"
 	}
@@ -113,12 +117,12 @@ func rssCell(r *runResult) string {
 // details lists every run.
 func details(runs []runResult) string {
 	var b strings.Builder
-	b.WriteString("| server | test | target lines/s | sent lines | achieved lines/s | accounted | self-reported lines | kernel RcvbufErrors | server CPU s | VmRSS |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| server | test | target lines/s | sent lines | achieved lines/s | accounted | self-reported lines | kernel RcvbufErrors | server CPU s | VmRSS | worst reader gap (fullest queue) |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range runs {
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %.0f | %s | %s | %d | %.2f | %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %.0f | %s | %s | %d | %.2f | %s | %s |\n",
 			r.server, r.spec.test, rateString(r.spec.rate), r.sent.Lines, r.sent.LinesPerS, pct(r.accounted),
-			selfString(r.got.selfLines, r.sent.Lines), r.kernelDrops, r.cpu, mib(r.mem.rss))
+			selfString(r.got.selfLines, r.sent.Lines), r.kernelDrops, r.cpu, mib(r.mem.rss), gapString(r.got))
 	}
 	return b.String()
 }
@@ -153,6 +157,31 @@ func median(v []float64) float64 {
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
+
+// gapsOf returns the worst reader gap of each run that reported one.
+func gapsOf(runs []runResult) []float64 {
+	var v []float64
+	for _, r := range runs {
+		if r.got.gapMax >= 0 {
+			v = append(v, r.got.gapMax)
+		}
+	}
+	return v
+}
+
+// gapString renders a run's worst reader gap and fullest socket queue.
+func gapString(c counts) string {
+	if c.gapMax < 0 {
+		return "n/a"
+	}
+	s := ms(c.gapMax)
+	if c.queueMax >= 0 {
+		s += fmt.Sprintf(" (%.0f KiB)", c.queueMax/1024)
+	}
+	return s
+}
+
+func ms(seconds float64) string { return fmt.Sprintf("%.1f ms", 1000*seconds) }
 
 func pct(x float64) string { return fmt.Sprintf("%.2f%%", 100*x) }
 

@@ -21,6 +21,11 @@ type counts struct {
 	timerCount float64 // flushed timer sample counts
 	selfLines  float64 // lines the server says it read
 	selfDrops  float64 // datagrams the server saw the kernel drop (its socket drop count)
+	// gapMax is the longest time the server's reader went without
+	// reading while datagrams waited, in seconds, and queueMax the most
+	// bytes its socket held when it looked: bucky3's self report only,
+	// -1 otherwise.
+	gapMax, queueMax float64
 }
 
 // env is one run's surroundings: ports, the sink, the configuration.
@@ -54,12 +59,12 @@ type server struct {
 // sinkCounts reads counts from the sink's totals.
 func sinkCounts(e *env) (counts, error) {
 	t, _, _ := e.sink.snapshot()
-	c := counts{counterSum: t["counters"], timerCount: t["timers"], selfLines: -1, selfDrops: -1}
-	if v, ok := t["self_lines"]; ok {
-		c.selfLines = v
-	}
-	if v, ok := t["self_drops"]; ok {
-		c.selfDrops = v
+	c := counts{counterSum: t["counters"], timerCount: t["timers"], selfLines: -1, selfDrops: -1, gapMax: -1, queueMax: -1}
+	for key, to := range map[string]*float64{"self_lines": &c.selfLines, "self_drops": &c.selfDrops,
+		"self_gap_max": &c.gapMax, "self_queue_max": &c.queueMax} {
+		if v, ok := t[key]; ok {
+			*to = v
+		}
 	}
 	return c, nil
 }
@@ -77,6 +82,10 @@ var servers = []*server{
 			{key: "timers", prefix: "stats_timers.count.lg_ms_"},
 			{key: "self_lines", prefix: "bucky3.lines_received.statsd", max: true},
 			{key: "self_drops", prefix: "bucky3.packets_dropped_kernel.statsd", max: true},
+			// The reader's longest gap since the server started (the
+			// run), and its socket's fullest queue of each second.
+			{key: "self_gap_max", prefix: "bucky3.reader_gap_seconds_max.statsd", max: true},
+			{key: "self_queue_max", prefix: "bucky3.socket_queue_bytes.statsd", max: true},
 		},
 		command: func(e *env) ([]string, error) {
 			cfg := fmt.Sprintf(bucky3Config, e.flushInterval.Seconds(), e.udpPort, e.rcvbuf, e.sink.port(), e.statsdOpts)
@@ -195,7 +204,7 @@ func scrapeExporter(e *env) (counts, error) {
 }
 
 func exporterCounts(families map[string]*dto.MetricFamily) counts {
-	c := counts{selfLines: -1, selfDrops: -1}
+	c := counts{selfLines: -1, selfDrops: -1, gapMax: -1, queueMax: -1}
 	for name, f := range families {
 		for _, m := range f.GetMetric() {
 			switch {
