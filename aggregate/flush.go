@@ -69,15 +69,19 @@ func (t *Table) Flush(now time.Time) []engine.Metric {
 // Round 7 and "Design notes").
 const flushYieldEvery = 64
 
-// flushYieldSamples is how many timer samples Flush handles between
-// yields within one series (a power of two), so that one huge timer is
-// no longer a stall than 64 small series.
+// flushYieldSamples is about how many timer samples Flush handles
+// between yields within series, so that one huge timer is no longer a
+// stall than 64 small series.
 const flushYieldSamples = 1 << 14
 
-// yield lets waiting socket readers run (see Flush).
-func (f *flusher) yield() {
-	f.yields++
-	runtime.Gosched()
+// did counts n samples of a timer's work, and yields after every
+// flushYieldSamples.
+func (f *flusher) did(n int) {
+	if f.work += n; f.work >= flushYieldSamples {
+		f.work = 0
+		f.yields++
+		runtime.Gosched()
+	}
 }
 
 // flusher builds the metrics of one Flush.
@@ -104,8 +108,10 @@ type flusher struct {
 
 	// Scratch of timers: each threshold's upper, each bin's summary.
 	uppers  []float64
+	targets []int
 	binSums []binSum
-	yields  int // within series, for tests
+	work    int // samples handled since the last yield
+	yields  int // yields within series, for tests
 }
 
 // series emits the metrics of ser.

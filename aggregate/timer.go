@@ -116,17 +116,24 @@ func (f *flusher) timer(ser *series) {
 		f.sampledTimer(ser, x)
 		return
 	}
-	uppers := f.order(x, false)
+	uppers := f.order(x)
 
 	// Thresholds ascend, so each k extends the previous one's summary;
-	// the prefixes hold the global lower.
+	// every prefix holds the smallest sample, and the 100th percentile's
+	// upper is the largest of all.
 	var sum summary
-	lower := math.Inf(1)
+	lower, upper := math.Inf(1), math.Inf(-1)
 	i := 0
 	for p, t100 := range f.t.thresholds {
 		k := max(t100*len(x)/10000, 1)
-		lower = min(lower, f.addRun(&sum, x[i:k]))
-		i = max(i, k)
+		if k > i {
+			lo, up := f.extend(&sum, x[i:k])
+			lower, upper = min(lower, lo), max(upper, up)
+			i = k
+		}
+		if k == len(x) {
+			uppers[p] = upper
+		}
 		f.emit(f.t.o.TimersBucket, "percentile", f.t.percentiles[p], f.timerFields(sum.n, &sum, lower, uppers[p]))
 	}
 	if ser.rule != nil {
@@ -134,23 +141,60 @@ func (f *flusher) timer(ser *series) {
 	}
 }
 
+// sampledTimer is timer for a series past MaxTimerSamples, whose reservoir
+// is x. What does not depend on the order of samples is exact: the 100th
+// percentile and the bins whole, and of every other percentile its count
+// and lower. Its upper, mean and stdev come from the reservoir's same
+// share of samples.
+func (f *flusher) sampledTimer(ser *series, x []float64) {
+	o := ser.over
+	uppers := f.order(x)
+	var sum summary
+	i := 0
+	for p, t100 := range f.t.thresholds {
+		var fs []engine.Field
+		if t100 == 10000 {
+			all := o.all.summary()
+			fs = f.timerFields(all.n, &all, o.all.lower, o.all.upper)
+		} else {
+			if k := max(t100*len(x)/10000, 1); k > i {
+				f.extend(&sum, x[i:k])
+				i = k
+			}
+			n := max(t100*int(o.all.n)/10000, 1)
+			fs = f.timerFields(n, &sum, o.all.lower, uppers[p])
+		}
+		f.emit(f.t.o.TimersBucket, "percentile", f.t.percentiles[p], fs)
+	}
+	if ser.rule == nil {
+		return
+	}
+	for j, b := range ser.rule.bins {
+		if m := &o.bins[j]; m.n > 0 {
+			s := m.summary()
+			f.emit(f.t.o.HistogramsBucket, "histogram", b.name, f.timerFields(s.n, &s, m.lower, m.upper))
+		}
+	}
+}
+
 // bins emits the histogram bins of the samples x of a timer with rule r,
 // in one pass: each sample goes to the first bin whose upper exceeds it.
 func (f *flusher) bins(r *histRule, x []float64) {
 	f.binSums = append(f.binSums[:0], make([]binSum, len(r.bins))...)
-	for j, v := range x {
-		if j&(flushYieldSamples-1) == flushYieldSamples-1 {
-			f.yield()
-		}
-		if v < r.lower {
-			continue
-		}
-		for b := range r.bins {
-			if v < r.bins[b].upper {
-				f.binSums[b].add(v)
-				break
+	for start := 0; start < len(x); start += flushYieldSamples {
+		run := x[start:min(start+flushYieldSamples, len(x))]
+		for _, v := range run {
+			if v < r.lower {
+				continue
+			}
+			for b := range r.bins {
+				if v < r.bins[b].upper {
+					f.binSums[b].add(v)
+					break
+				}
 			}
 		}
+		f.did(len(run))
 	}
 	for b := range r.bins {
 		if s := &f.binSums[b]; s.n > 0 {
@@ -173,173 +217,188 @@ func (b *binSum) add(v float64) {
 	b.lower, b.upper = min(b.lower, v), max(b.upper, v)
 }
 
-// sampledTimer is timer for a series past MaxTimerSamples, whose reservoir
-// is x. What does not depend on the order of samples is exact: the 100th
-// percentile and the bins whole, and of every other percentile its count
-// and lower. Its upper, mean and stdev come from the reservoir's same
-// share of samples.
-func (f *flusher) sampledTimer(ser *series, x []float64) {
-	o := ser.over
-	uppers := f.order(x, true)
-	var sum summary
-	i := 0
-	for p, t100 := range f.t.thresholds {
-		var fs []engine.Field
-		if t100 == 10000 {
-			all := o.all.summary()
-			fs = f.timerFields(all.n, &all, o.all.lower, o.all.upper)
-		} else {
-			k := max(t100*len(x)/10000, 1)
-			f.addRun(&sum, x[i:k])
-			i = max(i, k)
-			n := max(t100*int(o.all.n)/10000, 1)
-			fs = f.timerFields(n, &sum, o.all.lower, uppers[p])
+// extend adds the run x to sum and returns its smallest and largest
+// samples (+Inf and -Inf for none). The run's mean and squared deviations take two passes without a
+// division per sample, then merge into sum (Chan, Golub and LeVeque),
+// which is as accurate as adding the samples one by one.
+func (f *flusher) extend(sum *summary, x []float64) (lower, upper float64) {
+	lower, upper = math.Inf(1), math.Inf(-1)
+	if len(x) == 0 {
+		return lower, upper
+	}
+	var total, m2 float64
+	for start := 0; start < len(x); start += flushYieldSamples {
+		run := x[start:min(start+flushYieldSamples, len(x))]
+		for _, v := range run {
+			total += v
+			if v < lower {
+				lower = v
+			}
+			if v > upper {
+				upper = v
+			}
 		}
-		f.emit(f.t.o.TimersBucket, "percentile", f.t.percentiles[p], fs)
+		f.did(len(run))
 	}
-	if ser.rule == nil {
-		return
-	}
-	for j, b := range ser.rule.bins {
-		if m := &o.bins[j]; m.n > 0 {
-			s := m.summary()
-			f.emit(f.t.o.HistogramsBucket, "histogram", b.name, f.timerFields(s.n, &s, m.lower, m.upper))
+	n := len(x)
+	mean := total / float64(n)
+	for start := 0; start < len(x); start += flushYieldSamples {
+		run := x[start:min(start+flushYieldSamples, len(x))]
+		for _, v := range run {
+			d := v - mean
+			m2 += d * d
 		}
+		f.did(len(run))
 	}
+	if sum.n == 0 {
+		*sum = summary{n: n, mean: mean, m2: m2}
+		return lower, upper
+	}
+	all := sum.n + n
+	d := mean - sum.mean
+	sum.mean += d * float64(n) / float64(all)
+	sum.m2 += m2 + d*d*float64(sum.n)*float64(n)/float64(all)
+	sum.n = all
+	return lower, upper
 }
 
 // order reorders x so that, for each threshold's k, x[:k] holds the k
-// smallest samples, and returns the k-th smallest of each threshold (its
-// upper), in a slice reused by the next call. Selection runs from the
-// largest k down, each on the prefix the previous one left, which keeps
-// x[k-1] in place. With exact100 the 100th percentile is taken from the
-// exact statistics, so it is not looked for.
-//
-// Short runs and runs with many thresholds are sorted instead, when
-// sorting costs little; a long sort would hold the CPU without a yield.
-func (f *flusher) order(x []float64, exact100 bool) []float64 {
+// smallest samples and x[k-1] the largest of them, and returns each
+// threshold's x[k-1] (its upper) in a slice reused by the next call;
+// short runs are sorted, which costs less. The 100th percentile needs no
+// order: its upper is the largest sample, which timer finds as it sums,
+// and sampledTimer takes from the exact statistics; its upper is left
+// unset unless the run was sorted.
+func (f *flusher) order(x []float64) []float64 {
 	th := f.t.thresholds
 	f.uppers = append(f.uppers[:0], make([]float64, len(th))...)
 	if len(th) == 0 {
 		return f.uppers
 	}
-	if len(x) <= sortBelow || len(th) > selectThresholds && len(x) <= sortUpTo {
+	if len(x) <= sortBelow {
 		slices.Sort(x)
-		for p, t100 := range th {
-			f.uppers[p] = x[max(t100*len(x)/10000, 1)-1]
+	} else {
+		// The indexes k-1, ascending and distinct.
+		f.targets = f.targets[:0]
+		for _, t100 := range th {
+			if t := max(t100*len(x)/10000, 1) - 1; t < len(x)-1 && (len(f.targets) == 0 || f.targets[len(f.targets)-1] != t) {
+				f.targets = append(f.targets, t)
+			}
 		}
-		return f.uppers
+		f.selectAll(x, 0, len(x), f.targets, 0, false, 2*bits.Len(uint(len(x))))
 	}
-	hi, last := len(x), -1 // x[:hi] is still unordered; last is the previous k
-	for p := len(th) - 1; p >= 0; p-- {
-		if exact100 && th[p] == 10000 {
-			continue
+	for p, t100 := range th {
+		if k := max(t100*len(x)/10000, 1); k < len(x) || len(x) <= sortBelow {
+			f.uppers[p] = x[k-1]
 		}
-		k := max(th[p]*len(x)/10000, 1)
-		if k == last {
-			f.uppers[p] = f.uppers[p+1]
-			continue
-		}
-		if k == hi {
-			f.maxLast(x[:hi])
-		} else {
-			f.selectK(x[:hi], k)
-		}
-		f.uppers[p], hi, last = x[k-1], k-1, k
 	}
 	return f.uppers
 }
 
 // sortBelow: runs this short are sorted, which costs less than selection.
-// selectThresholds: with more thresholds than this below 100, runs up to
-// sortUpTo samples (a sort of about a millisecond) are sorted too.
-const (
-	sortBelow        = 32
-	selectThresholds = 4
-	sortUpTo         = 1 << 14
-)
+const sortBelow = 32
 
-// maxLast moves the largest element of x to its end.
-func (f *flusher) maxLast(x []float64) {
-	m := 0
-	for j := range x {
-		if j&(flushYieldSamples-1) == flushYieldSamples-1 {
-			f.yield()
-		}
-		if x[j] > x[m] {
-			m = j
-		}
-	}
-	x[m], x[len(x)-1] = x[len(x)-1], x[m]
-}
-
-// selectK reorders x so that x[k-1] is its k-th smallest element, with
-// x[:k-1] no larger and x[k:] no smaller (quickselect with a three-way
-// partition, so runs of equal samples end it early). Past a depth that
-// only adversarial inputs reach, the rest is sorted.
-func (f *flusher) selectK(x []float64, k int) {
-	lo, hi, t := 0, len(x), k-1 // the target index lies in x[lo:hi]
-	for depth := 2 * bits.Len(uint(len(x))); hi-lo > sortBelow; depth-- {
-		if depth == 0 {
+// selectAll reorders x[lo:hi] so that each index in targets (ascending,
+// in [lo, hi)) holds what a sort would put there, with nothing larger
+// before it and nothing smaller after: a quickselect that follows every
+// target at once. With hasFloor, no element of x[lo:hi] is below floor:
+// a pivot equal to it gathers the elements equal to it, which then need
+// no more order, so runs of equal samples end it early. Past depth
+// levels, which only adversarial inputs reach, the rest is sorted.
+func (f *flusher) selectAll(x []float64, lo, hi int, targets []int, floor float64, hasFloor bool, depth int) {
+	for len(targets) > 0 {
+		if hi-lo <= sortBelow || depth == 0 {
 			slices.Sort(x[lo:hi])
+			f.did(hi - lo)
 			return
 		}
-		pivot := median3(x[lo], x[lo+(hi-lo)/2], x[hi-1])
-		// x[lo:lt] < pivot, x[lt:i] == pivot, x[gt:hi] > pivot.
-		lt, i, gt := lo, lo, hi
-		for steps := 1; i < gt; steps++ {
-			if steps&(flushYieldSamples-1) == 0 {
-				f.yield()
-			}
-			switch v := x[i]; {
-			case v < pivot:
-				x[lt], x[i] = v, x[lt]
-				lt++
-				i++
-			case v > pivot:
-				gt--
-				x[gt], x[i] = v, x[gt]
-			default:
-				i++
-			}
+		depth--
+		pi := pivotIndex(x, lo, hi)
+		pv := x[pi]
+		if hasFloor && pv == floor {
+			lo += f.partition(x[lo:hi], pv, true)
+			targets = targets[lowerBound(targets, lo):]
+			continue
 		}
-		switch {
-		case t < lt:
-			hi = lt
-		case t >= gt:
-			lo = gt
-		default:
-			return
+		last := hi - 1
+		x[pi], x[last] = x[last], pv
+		j := lo + f.partition(x[lo:last], pv, false)
+		x[last], x[j] = x[j], pv
+		// x[lo:j] < pv == x[j] <= x[j+1:hi]
+		m := lowerBound(targets, j)
+		if m > 0 {
+			f.selectAll(x, lo, j, targets[:m], floor, hasFloor, depth)
 		}
+		if targets = targets[m:]; len(targets) > 0 && targets[0] == j {
+			targets = targets[1:]
+		}
+		lo, floor, hasFloor = j+1, pv, true
 	}
-	slices.Sort(x[lo:hi])
 }
 
-func median3(a, b, c float64) float64 {
-	if a > b {
+// lowerBound returns the first index of ascending s holding v or more.
+func lowerBound(s []int, v int) int {
+	i, _ := slices.BinarySearch(s, v)
+	return i
+}
+
+// partition moves the elements of x below pv (or equal to it, with
+// orEqual) to the front and returns how many there are: a Lomuto
+// partition that swaps every element, so that the only step that depends
+// on the data is the count.
+func (f *flusher) partition(x []float64, pv float64, orEqual bool) int {
+	j := 0
+	for start := 0; start < len(x); start += flushYieldSamples {
+		end := min(start+flushYieldSamples, len(x))
+		if orEqual {
+			for i := start; i < end; i++ {
+				v := x[i]
+				x[i] = x[j]
+				x[j] = v
+				if v <= pv {
+					j++
+				}
+			}
+		} else {
+			for i := start; i < end; i++ {
+				v := x[i]
+				x[i] = x[j]
+				x[j] = v
+				if v < pv {
+					j++
+				}
+			}
+		}
+		f.did(end - start)
+	}
+	return j
+}
+
+// pivotIndex returns the index of a pivot for x[lo:hi]: the median of
+// three samples, or of three medians of three in a long run (Tukey's
+// ninther), which keeps sorted and reversed runs fast.
+func pivotIndex(x []float64, lo, hi int) int {
+	n := hi - lo
+	a, b, c := lo+n/4, lo+n/2, lo+3*n/4
+	if n >= 128 {
+		s := n / 8
+		a, b, c = median3(x, a-s, a, a+s), median3(x, b-s, b, b+s), median3(x, c-s, c, c+s)
+	}
+	return median3(x, a, b, c)
+}
+
+// median3 returns the index of the median of x[a], x[b] and x[c].
+func median3(x []float64, a, b, c int) int {
+	if x[a] > x[b] {
 		a, b = b, a
 	}
-	if b > c {
-		b = c
-	}
-	return max(a, b)
-}
-
-// addRun adds the samples x to sum, yielding between slices of a long
-// run, and returns their smallest (+Inf for none).
-func (f *flusher) addRun(sum *summary, x []float64) float64 {
-	lower := math.Inf(1)
-	for len(x) > 0 {
-		n := min(len(x), flushYieldSamples)
-		for _, v := range x[:n] {
-			sum.add(v)
-			lower = min(lower, v)
+	if x[b] > x[c] {
+		if x[a] > x[c] {
+			return a
 		}
-		if x = x[n:]; len(x) > 0 {
-			f.yield()
-		}
+		return c
 	}
-	return lower
+	return b
 }
 
 // timerFields returns the fields of a run of n samples from lower to

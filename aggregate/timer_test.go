@@ -183,3 +183,28 @@ func TestTimer_HugeSeriesYields(t *testing.T) {
 		}
 	}
 }
+
+// TestSelectAll_Depth: whatever depth the selection gets before it falls
+// back to a sort, every target ends where a sort would put it, with
+// nothing larger before it and nothing smaller after.
+func TestSelectAll_Depth(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 9))
+	for _, n := range []int{33, 200, 5000} {
+		for depth := range 6 {
+			x := make([]float64, n)
+			for i := range x {
+				x[i] = float64(rng.IntN(n / 3))
+			}
+			sorted := slices.Sorted(slices.Values(x))
+			targets := []int{0, n / 10, n / 2, n / 2, n - 2}
+			targets = slices.Compact(targets)
+			var f flusher
+			f.selectAll(x, 0, n, targets, 0, false, depth)
+			for _, tg := range targets {
+				if x[tg] != sorted[tg] || slices.Max(x[:tg+1]) != x[tg] || slices.Min(x[tg:]) != x[tg] {
+					t.Fatalf("n %d depth %d: x[%d] = %v, want %v with no larger before and no smaller after", n, depth, tg, x[tg], sorted[tg])
+				}
+			}
+		}
+	}
+}
