@@ -218,9 +218,10 @@ func (b *binSum) add(v float64) {
 }
 
 // extend adds the run x to sum and returns its smallest and largest
-// samples (+Inf and -Inf for none). The run's mean and squared deviations take two passes without a
-// division per sample, then merge into sum (Chan, Golub and LeVeque),
-// which is as accurate as adding the samples one by one.
+// samples (+Inf and -Inf for none). The run's mean and squared
+// deviations take two passes without a division per sample, then merge
+// into sum (Chan, Golub and LeVeque): as accurate as adding the samples
+// one by one, and more so.
 func (f *flusher) extend(sum *summary, x []float64) (lower, upper float64) {
 	lower, upper = math.Inf(1), math.Inf(-1)
 	if len(x) == 0 {
@@ -242,14 +243,20 @@ func (f *flusher) extend(sum *summary, x []float64) (lower, upper float64) {
 	}
 	n := len(x)
 	mean := total / float64(n)
+	// The deviations' sum corrects the rounding of the mean: a run of
+	// equal samples gets their value and no deviation.
+	var dsum float64
 	for start := 0; start < len(x); start += flushYieldSamples {
 		run := x[start:min(start+flushYieldSamples, len(x))]
 		for _, v := range run {
 			d := v - mean
+			dsum += d
 			m2 += d * d
 		}
 		f.did(len(run))
 	}
+	mean += dsum / float64(n)
+	m2 -= dsum * dsum / float64(n)
 	if sum.n == 0 {
 		*sum = summary{n: n, mean: mean, m2: m2}
 		return lower, upper

@@ -208,3 +208,23 @@ func TestSelectAll_Depth(t *testing.T) {
 		}
 	}
 }
+
+// A run of equal samples has their value for mean and no deviation,
+// however the run splits between thresholds, as adding them one by one
+// gave.
+func TestTimer_EqualSamples(t *testing.T) {
+	for _, v := range []float64{0.1, 0.3, 1e9 + 0.7, 123.456, -2.2} {
+		x := make([]float64, 1000)
+		for i := range x {
+			x[i] = v
+		}
+		var f flusher
+		var s summary
+		f.extend(&s, x[:300])
+		f.extend(&s, x[300:990])
+		f.extend(&s, x[990:])
+		if s.n != 1000 || s.mean != v || s.stdev() != 0 {
+			t.Errorf("%v: n %d, mean %v, stdev %v; want 1000, %v, 0", v, s.n, s.mean, s.stdev(), v)
+		}
+	}
+}
