@@ -26,7 +26,18 @@ const (
 // (no field, or an empty bucket) AppendLine returns dst unchanged, which is
 // how the caller learns the metric cannot be sent. It does not allocate
 // when dst has room.
+//
+// Typed values are written as engine.Flattener flattens them: a counter's
+// or gauge delta's number as a float, a histogram or summary as several
+// float fields (count, sum, le_… or p…).
 func AppendLine(dst []byte, m *engine.Metric) []byte {
+	return AppendLineFlat(dst, m, nil)
+}
+
+// AppendLineFlat is AppendLine with the Flattener that renders typed
+// histograms and summaries; nil uses a new one. A client keeps one so
+// that typed metrics reuse its buffers.
+func AppendLineFlat(dst []byte, m *engine.Metric, fl *engine.Flattener) []byte {
 	if m.Bucket == "" {
 		return dst
 	}
@@ -48,7 +59,24 @@ func AppendLine(dst []byte, m *engine.Metric) []byte {
 			continue
 		}
 		v := f.Value
-		if v.Kind == engine.KindNull || v.Kind == engine.KindNumber && (math.IsNaN(v.Num) || math.IsInf(v.Num, 0)) {
+		if v.Kind == engine.KindHistogram || v.Kind == engine.KindSummary {
+			if fl == nil {
+				fl = new(engine.Flattener)
+			}
+			for _, ff := range fl.Flatten(f) {
+				if ff.Name == "time" {
+					continue
+				}
+				dst = append(dst, sep)
+				sep = ','
+				dst = appendEscaped(dst, ff.Name, fieldKeySpecials)
+				dst = append(dst, '=')
+				dst = appendFloat(dst, ff.Num)
+			}
+			continue
+		}
+		numeric := v.Kind == engine.KindNumber || v.Kind == engine.KindCounter || v.Kind == engine.KindGaugeDelta
+		if v.Kind == engine.KindNull || numeric && (math.IsNaN(v.Num) || math.IsInf(v.Num, 0)) {
 			continue
 		}
 		dst = append(dst, sep)
@@ -56,7 +84,7 @@ func AppendLine(dst []byte, m *engine.Metric) []byte {
 		dst = appendEscaped(dst, f.Name, fieldKeySpecials)
 		dst = append(dst, '=')
 		switch v.Kind {
-		case engine.KindNumber:
+		case engine.KindNumber, engine.KindCounter, engine.KindGaugeDelta:
 			dst = appendFloat(dst, v.Num)
 		case engine.KindBool:
 			dst = strconv.AppendBool(dst, v.Bool)

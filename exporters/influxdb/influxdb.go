@@ -54,7 +54,8 @@ type Client struct {
 	resolver *push.Resolver
 
 	conn     *net.UDPConn
-	datagram []byte // reused across pushes
+	datagram []byte           // reused across pushes
+	flat     engine.Flattener // renders typed histograms and summaries
 	noFields *engine.Counter
 	tooLarge *engine.Counter
 	connErrs *engine.Counter
@@ -122,7 +123,7 @@ func (c *Client) push(ctx context.Context, chunk []engine.Metric) (sent, dropped
 	}
 	for i := range chunk {
 		start := len(c.datagram)
-		c.datagram = AppendLine(c.datagram, &chunk[i])
+		c.datagram = AppendLineFlat(c.datagram, &chunk[i], &c.flat)
 		switch n := len(c.datagram) - start; {
 		case n == 0:
 			noFields++
