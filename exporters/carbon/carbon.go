@@ -50,7 +50,8 @@ type Client struct {
 
 	conn     net.Conn
 	dialedAt time.Time
-	buf      []byte // reused across pushes
+	buf      []byte           // reused across pushes
+	flat     engine.Flattener // renders typed histograms and summaries
 	noFields *engine.Counter
 }
 
@@ -79,7 +80,7 @@ func (c *Client) push(ctx context.Context, chunk []engine.Metric) (sent, dropped
 	c.buf = c.buf[:0]
 	for i := range chunk {
 		n := len(c.buf)
-		c.buf = AppendLines(c.buf, &chunk[i], c.o.NameMapping, now)
+		c.buf = AppendLinesFlat(c.buf, &chunk[i], c.o.NameMapping, now, &c.flat)
 		if len(c.buf) == n {
 			dropped++
 		}

@@ -30,7 +30,18 @@ const (
 // now (Unix seconds): carbon silently drops future points, so those get now.
 // AppendLines returns dst unchanged when m has no numeric field. It does not
 // allocate when dst has room.
+//
+// Typed values are written as engine.Flattener flattens them: a counter's
+// or gauge delta's number as it is, a histogram or summary as one line per
+// flat field (count, sum, le_…, p…), each in the field's place in the path.
 func AppendLines(dst []byte, m *engine.Metric, mapping []string, now int64) []byte {
+	return AppendLinesFlat(dst, m, mapping, now, nil)
+}
+
+// AppendLinesFlat is AppendLines with the Flattener that renders typed
+// histograms and summaries; nil uses a new one. A client keeps one so that
+// typed metrics reuse its buffers.
+func AppendLinesFlat(dst []byte, m *engine.Metric, mapping []string, now int64, fl *engine.Flattener) []byte {
 	ts := now
 	if m.Timestamp != 0 && m.Timestamp/1000 <= now {
 		ts = m.Timestamp / 1000
@@ -40,6 +51,15 @@ func AppendLines(dst []byte, m *engine.Metric, mapping []string, now int64) []by
 	// already looked up and escaped (half of a timer's encoding).
 	tmpl := pathTemplate{start: -1}
 	for _, f := range m.Fields {
+		if k := f.Value.Kind; k == engine.KindHistogram || k == engine.KindSummary {
+			if fl == nil {
+				fl = new(engine.Flattener)
+			}
+			for _, ff := range fl.Flatten(f) {
+				dst = appendLine(dst, m, ff.Name, mapping, ff.Num, ts)
+			}
+			continue
+		}
 		v, ok := f.Value.Float()
 		if !ok {
 			continue
@@ -66,6 +86,20 @@ func AppendLines(dst []byte, m *engine.Metric, mapping []string, now int64) []by
 		dst = append(dst, '\n')
 	}
 	return dst
+}
+
+// appendLine appends one line for the number v under field's path.
+func appendLine(dst []byte, m *engine.Metric, field string, mapping []string, v float64, ts int64) []byte {
+	start := len(dst)
+	dst, _, _ = appendPath(dst, m, field, mapping)
+	if len(dst) == start {
+		return dst
+	}
+	dst = append(dst, ' ')
+	dst = appendFloat(dst, v)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, ts, 10)
+	return append(dst, '\n')
 }
 
 // pathTemplate is where a path written into dst lies, dst[start:end], and
