@@ -21,9 +21,11 @@ type Encoder struct {
 	timestampField string // "" leaves the timestamp out
 	bucketField    string // "" leaves the bucket out
 
-	keys []docKey // scratch: the document's keys, sorted
-	doc  []byte   // scratch: the canonical document
-	hash []byte   // scratch: namespace + document, the UUIDv5 input
+	keys []docKey           // scratch: the document's keys, sorted
+	flat []engine.FlatField // scratch: the flat fields of typed histograms and summaries
+	fl   engine.Flattener
+	doc  []byte // scratch: the canonical document
+	hash []byte // scratch: namespace + document, the UUIDv5 input
 }
 
 // docKey is one member of a document; prio breaks ties between a field, a
@@ -40,6 +42,7 @@ const (
 	srcBucket
 	srcField
 	srcTag
+	srcFlat // e.flat[i]
 )
 
 // NewEncoder returns an encoder. indexName is a static index name or a
@@ -59,8 +62,10 @@ func NewEncoder(indexName, timestampField, bucketField string) *Encoder {
 // fields, the tags whose names no field has, the timestamp (epoch
 // milliseconds; now when m has none) and the bucket. The timestamp and
 // bucket members win over fields and tags of the same name. Non-finite
-// numbers are left out. _id is the UUIDv5 (DNS namespace) of the document,
-// the same as uuid.NewSHA1(uuid.NameSpaceDNS, document). It does not
+// numbers are left out. Typed values are written as engine.Flattener
+// flattens them: a counter's or gauge delta's number as it is, a histogram
+// or summary as several number members (count, sum, le_…, p…). _id is the
+// UUIDv5 (DNS namespace) of the document, the same as uuid.NewSHA1(uuid.NameSpaceDNS, document). It does not
 // allocate once the encoder's scratch buffers have grown.
 func (e *Encoder) AppendAction(dst []byte, m *engine.Metric, now time.Time) []byte {
 	return e.appendAction(dst, m, now, nil)
@@ -122,8 +127,18 @@ func (e *Encoder) appendDocument(dst []byte, m *engine.Metric, ms int64) []byte 
 	if e.bucketField != "" {
 		e.keys = append(e.keys, docKey{name: e.bucketField, src: srcBucket})
 	}
+	e.flat = e.flat[:0]
 	for i, f := range m.Fields {
-		if f.Value.Kind == engine.KindNumber && (math.IsNaN(f.Value.Num) || math.IsInf(f.Value.Num, 0)) {
+		switch f.Value.Kind {
+		case engine.KindNumber, engine.KindCounter, engine.KindGaugeDelta:
+			if math.IsNaN(f.Value.Num) || math.IsInf(f.Value.Num, 0) {
+				continue
+			}
+		case engine.KindHistogram, engine.KindSummary:
+			for _, ff := range e.fl.Flatten(f) {
+				e.keys = append(e.keys, docKey{name: ff.Name, prio: 1, src: srcFlat, i: len(e.flat)})
+				e.flat = append(e.flat, ff)
+			}
 			continue
 		}
 		e.keys = append(e.keys, docKey{name: f.Name, prio: 1, src: srcField, i: i})
@@ -152,6 +167,8 @@ func (e *Encoder) appendDocument(dst []byte, m *engine.Metric, ms int64) []byte 
 			dst = appendValue(dst, m.Fields[k.i].Value)
 		case srcTag:
 			dst = appendJSONString(dst, m.Tags[k.i].Value)
+		case srcFlat:
+			dst = appendFloat(dst, e.flat[k.i].Num)
 		}
 	}
 	return append(dst, '}')
@@ -166,7 +183,7 @@ func compareKeys(a, b docKey) int {
 
 func appendValue(dst []byte, v engine.Value) []byte {
 	switch v.Kind {
-	case engine.KindNumber:
+	case engine.KindNumber, engine.KindCounter, engine.KindGaugeDelta:
 		return appendFloat(dst, v.Num)
 	case engine.KindString:
 		return appendJSONString(dst, v.Str)
