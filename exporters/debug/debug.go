@@ -106,11 +106,26 @@ func AppendMetric(dst []byte, source string, m *engine.Metric) []byte {
 	if len(m.Fields) == 0 {
 		dst = append(dst, " -"...)
 	}
+	var fl *engine.Flattener
 	for _, f := range m.Fields {
 		dst = append(dst, ' ')
 		dst = appendName(dst, f.Name)
 		dst = append(dst, '=')
-		dst = append(dst, f.Value.String()...)
+		switch f.Value.Kind {
+		case engine.KindCounter:
+			dst = append(dst, "counter:"...)
+			dst = append(dst, f.Value.String()...)
+		case engine.KindGaugeDelta:
+			dst = append(dst, "gauge_delta:"...)
+			dst = append(dst, f.Value.String()...)
+		case engine.KindHistogram, engine.KindSummary:
+			if fl == nil {
+				fl = new(engine.Flattener)
+			}
+			dst = appendFlat(dst, fl, f)
+		default:
+			dst = append(dst, f.Value.String()...)
+		}
 	}
 	dst = append(dst, "\n  tags:  "...)
 	if len(m.Tags) == 0 {
@@ -123,6 +138,41 @@ func AppendMetric(dst []byte, source string, m *engine.Metric) []byte {
 		dst = strconv.AppendQuote(dst, t.Value)
 	}
 	return append(dst, '\n')
+}
+
+// appendFlat writes a typed histogram or summary as its kind and the flat
+// fields the other destinations write, e.g.
+// histogram{count=4 sum=1.75 le_0_5=2 le_inf=4}; a native histogram also
+// gives its schema and populated bucket counts, which no flat field shows.
+func appendFlat(dst []byte, fl *engine.Flattener, f engine.Field) []byte {
+	kind := "histogram"
+	if f.Value.Kind == engine.KindSummary {
+		kind = "summary"
+	}
+	dst = append(dst, kind...)
+	dst = append(dst, '{')
+	// The flat names are prefixed with the field's name unless it is
+	// "value"; here the field's name is already written.
+	for i, ff := range fl.Flatten(engine.Field{Name: "value", Value: f.Value}) {
+		if i > 0 {
+			dst = append(dst, ' ')
+		}
+		dst = append(dst, ff.Name...)
+		dst = append(dst, '=')
+		dst = strconv.AppendFloat(dst, ff.Num, 'g', -1, 64)
+	}
+	if d := f.Value.Dist; d != nil && d.Native != nil {
+		n := d.Native
+		dst = append(dst, " native_schema="...)
+		dst = strconv.AppendInt(dst, int64(n.Schema), 10)
+		dst = append(dst, " zero_count="...)
+		dst = strconv.AppendUint(dst, n.ZeroCount, 10)
+		dst = append(dst, " positive_buckets="...)
+		dst = strconv.AppendInt(dst, int64(len(n.Positive)), 10)
+		dst = append(dst, " negative_buckets="...)
+		dst = strconv.AppendInt(dst, int64(len(n.Negative)), 10)
+	}
+	return append(dst, '}')
 }
 
 // appendName appends s bare when that cannot be misread, quoted otherwise.
