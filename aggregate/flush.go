@@ -44,7 +44,7 @@ func (t *Table) Flush(now time.Time) []engine.Metric {
 		total += st.spareSeries.len()
 	}
 
-	f.metrics = make([]engine.Metric, 0, total)
+	f.metrics = make([]engine.Metric, 0, total+t.timerMetrics())
 	done := 0
 	for i := range t.stripes {
 		st := &t.stripes[i]
@@ -62,6 +62,33 @@ func (t *Table) Flush(now time.Time) []engine.Metric {
 		st.spareSeries.reset()
 	}
 	return f.metrics
+}
+
+// timerMetrics returns how many metrics the timers of the swapped-out
+// series emit beyond one each, at most, so that the batch is allocated
+// once instead of copied as it grows. Only a table whose timers emit
+// several needs the pass over the series.
+func (t *Table) timerMetrics() int {
+	most := len(t.thresholds) - 1
+	for _, r := range t.rules {
+		most = max(most, len(t.thresholds)+len(r.bins)-1)
+	}
+	if most <= 0 {
+		return 0
+	}
+	n := 0
+	for i := range t.stripes {
+		st := &t.stripes[i]
+		for j := range int32(st.spareSeries.len()) {
+			if ser := st.spareSeries.at(j); ser.kind == kindTimer && ser.typ == nil {
+				n += len(t.thresholds) - 1
+				if ser.rule != nil {
+					n += len(ser.rule.bins)
+				}
+			}
+		}
+	}
+	return max(n, 0)
 }
 
 // flushYieldEvery is how many series Flush summarises between yields:

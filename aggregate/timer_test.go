@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/bucky3/bucky3/engine"
 )
@@ -226,5 +227,25 @@ func TestTimer_EqualSamples(t *testing.T) {
 		if s.n != 1000 || s.mean != v || s.stdev() != 0 {
 			t.Errorf("%v: n %d, mean %v, stdev %v; want 1000, %v, 0", v, s.n, s.mean, s.stdev(), v)
 		}
+	}
+}
+
+// The batch is allocated once, for every metric the timers may emit.
+func TestFlush_BatchSized(t *testing.T) {
+	o := DefaultOptions()
+	o.PercentileThresholds = []float64{50, 90, 100}
+	o.Histograms = []HistogramRule{{Match: "h_.*", Lower: ptr(0), Bins: []Bin{{Name: "low", Upper: ptr(10)}, {Name: "high"}}}}
+	tbl, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := tbl.NewWriter()
+	for _, line := range []string{"c:1|c", "g:1|g", "s:a|s", "t:1:2:3|ms", "h_x:1:20|ms", "h_y:5|ms"} {
+		w.Add(sampleOf(t, line))
+	}
+	ms := tbl.Flush(time.Now())
+	// 3 + 3 percentiles a timer + 2 bins of h_x + 1 of h_y (room for 2).
+	if len(ms) != 15 || cap(ms) != 16 {
+		t.Fatalf("%d metrics in a batch of capacity %d, want 15 in 16", len(ms), cap(ms))
 	}
 }
