@@ -22,9 +22,12 @@ const (
 	scopeMetricsMetrics = 2 // ScopeMetrics.metrics
 	scopeName           = 1 // InstrumentationScope.name
 
-	metricName  = 1 // Metric.name
-	metricGauge = 5 // Metric.gauge
-	metricSum   = 7 // Metric.sum
+	metricName      = 1  // Metric.name
+	metricGauge     = 5  // Metric.gauge
+	metricSum       = 7  // Metric.sum
+	metricHistogram = 9  // Metric.histogram
+	metricExpHist   = 10 // Metric.exponential_histogram
+	metricSummary   = 11 // Metric.summary
 
 	dataPoints        = 1 // Gauge.data_points, Sum.data_points
 	sumTemporality    = 2 // Sum.aggregation_temporality
@@ -36,6 +39,33 @@ const (
 	keyValueKey       = 1 // KeyValue.key
 	keyValueValue     = 2 // KeyValue.value
 	anyValueString    = 1 // AnyValue.string_value
+
+	// HistogramDataPoint
+	histTimeUnixNano = 3  // time_unix_nano (fixed64)
+	histCount        = 4  // count (fixed64)
+	histSum          = 5  // sum (double)
+	histBucketCounts = 6  // bucket_counts (packed fixed64)
+	histBounds       = 7  // explicit_bounds (packed double)
+	histAttributes   = 9  // attributes
+	histTemporality  = 2  // Histogram/ExponentialHistogram.aggregation_temporality
+	expAttributes    = 1  // ExponentialHistogramDataPoint.attributes
+	expTimeUnixNano  = 3  // time_unix_nano (fixed64)
+	expCount         = 4  // count (fixed64)
+	expSum           = 5  // sum (double)
+	expScale         = 6  // scale (sint32)
+	expZeroCount     = 7  // zero_count (fixed64)
+	expPositive      = 8  // positive (Buckets)
+	expNegative      = 9  // negative (Buckets)
+	expZeroThreshold = 14 // zero_threshold (double)
+	bucketsOffset    = 1  // Buckets.offset (sint32)
+	bucketsCounts    = 2  // Buckets.bucket_counts (packed uint64)
+	sumTimeUnixNano  = 3  // SummaryDataPoint.time_unix_nano (fixed64)
+	sumCount         = 4  // SummaryDataPoint.count (fixed64)
+	sumSum           = 5  // SummaryDataPoint.sum (double)
+	sumQuantiles     = 6  // SummaryDataPoint.quantile_values
+	sumAttributes    = 7  // SummaryDataPoint.attributes
+	quantileQ        = 1  // ValueAtQuantile.quantile
+	quantileValue    = 2  // ValueAtQuantile.value
 
 	partialSuccess        = 1 // ExportMetricsServiceResponse.partial_success
 	partialRejectedPoints = 1 // ExportMetricsPartialSuccess.rejected_data_points
@@ -54,7 +84,9 @@ const CounterField = "count"
 // the count field of a counter bucket, a Gauge otherwise. The tags named
 // as resource attributes describe the resource; the other tags are the
 // data point's attributes. Consecutive metrics with the same resource
-// share one ResourceMetrics.
+// share one ResourceMetrics. A typed value (statsd_server's typed layout)
+// becomes one Metric named after the bucket with the OTLP type that keeps
+// its meaning (see addTyped).
 //
 // Once its buffers have grown it does not allocate. An Encoder is not
 // safe for concurrent use.
@@ -68,6 +100,10 @@ type Encoder struct {
 	res    []string                    // its resource values, "" for absent
 	points int
 	arena  []byte
+
+	// scratch for typed histograms and summaries
+	counts []uint64
+	sorted []float64
 }
 
 // NewEncoder returns an encoder that lifts the tags named in
@@ -101,13 +137,21 @@ func (e *Encoder) Add(m *engine.Metric, nowNs uint64) (added int) {
 	counter := slices.Contains(e.counterBuckets, m.Bucket)
 	for i := range m.Fields {
 		f := &m.Fields[i]
-		if !remotewrite.IsSample(f.Value) {
+		if !IsPoint(f.Value) {
 			continue
 		}
 		if e.scope == nil || !e.sameResource(m.Tags) {
 			e.openResource(m.Tags)
 		}
 		metric := e.scope.AppendMessage(scopeMetricsMetrics)
+		if f.Value.Typed() {
+			e.arena = remotewrite.AppendTypedName(e.arena[:0], m.Bucket, f.Name)
+			metric.AppendBytes(metricName, e.arena)
+			e.addTyped(metric, m.Tags, ts, f.Value)
+			e.points++
+			added++
+			continue
+		}
 		e.arena = remotewrite.AppendMetricName(e.arena[:0], m.Bucket, f.Name)
 		metric.AppendBytes(metricName, e.arena)
 		var point *easyproto.MessageMarshaler
@@ -127,16 +171,110 @@ func (e *Encoder) Add(m *engine.Metric, nowNs uint64) (added int) {
 	return added
 }
 
+// IsPoint reports whether v becomes a data point: a finite number or
+// typed counter or gauge delta, or a typed histogram or summary.
+func IsPoint(v engine.Value) bool {
+	switch v.Kind {
+	case engine.KindHistogram, engine.KindSummary:
+		return v.Dist != nil
+	case engine.KindCounter, engine.KindGaugeDelta:
+		_, ok := v.Float()
+		return ok
+	}
+	return remotewrite.IsSample(v)
+}
+
+// addTyped writes the data of a typed value into metric: a counter as a
+// delta monotonic Sum, a gauge delta as a delta non-monotonic Sum (an
+// up-down counter's change), a histogram as a delta ExponentialHistogram
+// when it has native buckets and a delta Histogram otherwise, a summary as
+// a Summary whose quantiles are estimated from the interval's samples.
+func (e *Encoder) addTyped(metric *easyproto.MessageMarshaler, tags []engine.Tag, ts uint64, v engine.Value) {
+	switch v.Kind {
+	case engine.KindCounter, engine.KindGaugeDelta:
+		sum := metric.AppendMessage(metricSum)
+		e.appendPoint(sum.AppendMessage(dataPoints), tags, ts, v.Num)
+		sum.AppendInt32(sumTemporality, temporalityDelta)
+		sum.AppendBool(sumMonotonic, v.Kind == engine.KindCounter)
+	case engine.KindHistogram:
+		d := v.Dist
+		if d.Native != nil {
+			h := metric.AppendMessage(metricExpHist)
+			h.AppendInt32(histTemporality, temporalityDelta)
+			p := h.AppendMessage(dataPoints)
+			p.AppendFixed64(expTimeUnixNano, ts)
+			p.AppendFixed64(expCount, d.Count)
+			p.AppendDouble(expSum, d.Sum)
+			p.AppendSint32(expScale, d.Native.Schema)
+			p.AppendFixed64(expZeroCount, d.Native.ZeroCount)
+			p.AppendDouble(expZeroThreshold, d.Native.ZeroThreshold)
+			e.appendBuckets(p, expPositive, d.Native.Positive)
+			e.appendBuckets(p, expNegative, d.Native.Negative)
+			e.appendAttributes(p, expAttributes, tags)
+			return
+		}
+		h := metric.AppendMessage(metricHistogram)
+		h.AppendInt32(histTemporality, temporalityDelta)
+		p := h.AppendMessage(dataPoints)
+		p.AppendFixed64(histTimeUnixNano, ts)
+		p.AppendFixed64(histCount, d.Count)
+		p.AppendDouble(histSum, d.Sum)
+		if len(d.Counts) == len(d.Bounds)+1 {
+			p.AppendFixed64s(histBucketCounts, d.Counts)
+			p.AppendDoubles(histBounds, d.Bounds)
+		}
+		e.appendAttributes(p, histAttributes, tags)
+	case engine.KindSummary:
+		d := v.Dist
+		p := metric.AppendMessage(metricSummary).AppendMessage(dataPoints)
+		p.AppendFixed64(sumTimeUnixNano, ts)
+		p.AppendFixed64(sumCount, d.Count)
+		p.AppendDouble(sumSum, d.Sum)
+		if e.sorted = engine.SortedSamples(e.sorted, d); len(e.sorted) > 0 {
+			for _, o := range engine.Objectives(v.Meta) {
+				q := p.AppendMessage(sumQuantiles)
+				q.AppendDouble(quantileQ, o.Q)
+				q.AppendDouble(quantileValue, engine.SampleQuantile(e.sorted, o.Q))
+			}
+		}
+		e.appendAttributes(p, sumAttributes, tags)
+	}
+}
+
+// appendBuckets writes a native histogram's sparse buckets as OTLP's dense
+// ones. A Prometheus bucket i covers (base^(i-1), base^i], an OTLP bucket
+// i covers (base^i, base^(i+1)]: the offset is one less.
+func (e *Encoder) appendBuckets(p *easyproto.MessageMarshaler, field uint32, bs []engine.NativeBucket) {
+	if len(bs) == 0 {
+		return
+	}
+	first := bs[0].Index
+	e.counts = e.counts[:0]
+	for _, b := range bs {
+		for int32(len(e.counts)) < b.Index-first {
+			e.counts = append(e.counts, 0)
+		}
+		e.counts = append(e.counts, b.Count)
+	}
+	m := p.AppendMessage(field)
+	m.AppendSint32(bucketsOffset, first-1)
+	m.AppendUint64s(bucketsCounts, e.counts)
+}
+
+func (e *Encoder) appendAttributes(p *easyproto.MessageMarshaler, field uint32, tags []engine.Tag) {
+	for _, t := range tags {
+		if t.Value != "" && !e.isResourceKey(t.Key) {
+			e.appendKeyValue(p, field, t.Key, t.Value)
+		}
+	}
+}
+
 // appendPoint writes a NumberDataPoint. Its scalars go first: easyproto
 // wants a message's first field appended before another message is made.
 func (e *Encoder) appendPoint(point *easyproto.MessageMarshaler, tags []engine.Tag, ts uint64, v float64) {
 	point.AppendFixed64(pointTimeUnixNano, ts)
 	point.AppendDouble(pointAsDouble, v)
-	for _, t := range tags {
-		if t.Value != "" && !e.isResourceKey(t.Key) {
-			e.appendKeyValue(point, pointAttributes, t.Key, t.Value)
-		}
-	}
+	e.appendAttributes(point, pointAttributes, tags)
 }
 
 func (e *Encoder) appendKeyValue(mm *easyproto.MessageMarshaler, field uint32, key, value string) {

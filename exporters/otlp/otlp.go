@@ -119,7 +119,7 @@ func (c *Client) push(ctx context.Context, chunk []engine.Metric) (sent, dropped
 	c.enc.Reset()
 	withPoints, skipped := 0, 0
 	for i := range chunk {
-		numeric, other := remotewrite.CountFields(&chunk[i])
+		numeric, other := countFields(&chunk[i])
 		skipped += other
 		if numeric > 0 {
 			c.enc.Add(&chunk[i], now)
@@ -141,6 +141,19 @@ func (c *Client) push(ctx context.Context, chunk []engine.Metric) (sent, dropped
 	c.skipped.Add(uint64(skipped))
 	c.noFields.Add(uint64(len(chunk) - withPoints))
 	return sent, dropped + len(chunk) - withPoints, nil
+}
+
+// countFields returns how many fields of m become data points and how
+// many do not (strings, booleans, null, NaN, ±Inf).
+func countFields(m *engine.Metric) (points, other int) {
+	for i := range m.Fields {
+		if IsPoint(m.Fields[i].Value) {
+			points++
+		} else {
+			other++
+		}
+	}
+	return points, other
 }
 
 // send compresses and posts the request built in c.enc. rejected means

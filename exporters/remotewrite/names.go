@@ -23,6 +23,22 @@ func AppendMetricName(dst []byte, bucket, field string) []byte {
 	return dst
 }
 
+// AppendTypedName appends the metric name of a typed metric's field:
+// bucket alone for the field "value" (a typed metric's only field), else
+// bucket + "_" + field, sanitised as AppendMetricName sanitises.
+func AppendTypedName(dst []byte, bucket, field string) []byte {
+	if field != "value" {
+		return AppendMetricName(dst, bucket, field)
+	}
+	if bucket == "" || isDigit(bucket[0]) {
+		dst = append(dst, '_')
+	}
+	for i := 0; i < len(bucket); i++ {
+		dst = append(dst, nameByte(bucket[i]))
+	}
+	return dst
+}
+
 // AppendLabelName appends the label name a tag key becomes
 // ([a-zA-Z_][a-zA-Z0-9_]*): every other byte becomes '_', an empty key or
 // one starting with a digit gets a leading '_', and a key that would start
