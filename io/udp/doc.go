@@ -4,7 +4,10 @@
 // into a preallocated batch of buffers, and calls the caller's per-reader
 // function for every datagram on the reader's own goroutine — no copy, no
 // channel hop, no allocation per datagram. The kernel's drop count
-// (SO_MEMINFO) and truncated datagrams are counted for the self report.
+// (SO_MEMINFO) and truncated datagrams are counted for the self report,
+// and with Config.Gaps each reader times the gaps between its reads
+// (one clock read per recvmmsg) and samples its socket's queue after a
+// long one (QueuePeak), which shows when a reader could not keep up.
 // With Config.BatchWait, a UDP reader that drained its socket pauses so
 // that one wakeup reads many bursts of datagrams. A handler that panics
 // loses only the datagram in flight (Panics, and a log line at most once a

@@ -2,7 +2,9 @@
 // statsd_server and jsond_server. A Source listens with io/udp (UDP
 // sockets, a unix datagram socket, or both) and, when the module asks
 // (WithTCP), with io/tcp; it logs where, runs the module's flush loop
-// until shutdown, and moves the listeners' counts into the self report. A
+// until shutdown, and moves the listeners' counts into the self report,
+// with the readers' gaps (reader_gap_seconds) and the fullest socket
+// queue of each second (socket_queue_bytes). A
 // Decoder, one per reader or connection slot, counts each datagram (or
 // batch of lines) and inflates datagrams when try_decompress is on. It
 // knows nothing of the protocols: the module's handler parses what the
