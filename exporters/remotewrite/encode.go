@@ -33,8 +33,23 @@ var nameLabel = []byte("__name__")
 // one sample. The zero value is ready to use; once its buffers have grown
 // it does not allocate.
 //
+// Typed values (statsd_server's typed layout) become the cumulative series
+// Prometheus would scrape: the encoder keeps each typed series' running
+// totals (see addTyped), committed by Commit once the request holding them
+// was answered and forgotten by Discard when it is to be retried.
+//
 // An Encoder is not safe for concurrent use.
 type Encoder struct {
+	// TypedLayout names a metric whose only field is "value" after its
+	// bucket and keeps a plain number there as a gauge (the one a gauge
+	// delta adds to), as statsd_server's typed layout means it.
+	TypedLayout bool
+	// Memory refuses new typed series while it is tight; nil never does.
+	Memory *engine.Memory
+
+	typed   typedTotals
+	refused int // typed fields refused by Memory since Reset
+
 	m       easyproto.Marshaler
 	root    *easyproto.MessageMarshaler
 	samples int
@@ -49,12 +64,34 @@ type label struct{ name, value span }
 
 type span struct{ start, end int }
 
-// Reset starts a new, empty WriteRequest.
+// Reset starts a new, empty WriteRequest. Typed totals the previous
+// request left pending are forgotten, as by Discard.
 func (e *Encoder) Reset() {
 	e.m.Reset()
 	e.root = nil
 	e.samples = 0
+	e.refused = 0
+	e.typed.discard()
 }
+
+// Commit keeps the typed totals of the request built since Reset: it was
+// answered (accepted or refused for good), so its changes count.
+func (e *Encoder) Commit() { e.typed.commit() }
+
+// Discard forgets the typed totals of the request built since Reset: it
+// is to be retried, and the retry adds its changes again.
+func (e *Encoder) Discard() { e.typed.discard() }
+
+// Expire drops the typed series whose metrics set a ttl and that were not
+// seen for longer than it; it looks at most once a minute.
+func (e *Encoder) Expire(nowMs int64) { e.typed.expire(nowMs) }
+
+// TypedSeries returns how many typed series the encoder keeps totals for.
+func (e *Encoder) TypedSeries() int { return len(e.typed.series) }
+
+// Refused returns how many typed fields the memory budget refused since
+// Reset, for want of room for their new series.
+func (e *Encoder) Refused() int { return e.refused }
 
 // Samples returns the number of samples added since Reset.
 func (e *Encoder) Samples() int { return e.samples }
@@ -84,6 +121,11 @@ func (e *Encoder) Add(m *engine.Metric, nowMs int64, first, limit int) (next, ad
 			return i, added
 		}
 		f := &m.Fields[i]
+		if e.isTyped(m, &f.Value) {
+			// A typed field's series go whole into one request.
+			added += e.addTyped(m, f, nameAt, ts)
+			continue
+		}
 		if !IsSample(f.Value) {
 			continue
 		}
@@ -114,6 +156,12 @@ func appendLabel(series *easyproto.MessageMarshaler, name, value []byte) {
 	l := series.AppendMessage(fieldLabels)
 	l.AppendBytes(fieldName, name)
 	l.AppendBytes(fieldValue, value)
+}
+
+func appendLabelString(series *easyproto.MessageMarshaler, name, value string) {
+	l := series.AppendMessage(fieldLabels)
+	l.AppendString(fieldName, name)
+	l.AppendString(fieldValue, value)
 }
 
 // prepareLabels fills e.labels and e.arena from tags and returns the index

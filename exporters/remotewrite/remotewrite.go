@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/bucky3/bucky3/engine"
@@ -19,7 +20,18 @@ type Options struct {
 	// MaxSamplesPerSend caps the samples of one request; a chunk whose
 	// metrics hold more is sent in several requests.
 	MaxSamplesPerSend int `toml:"max_samples_per_send"`
+	// Layout is "bucky3" (every field <bucket>_<field>) or "typed" (a
+	// metric whose only field is "value" is named after its bucket and a
+	// number there is a gauge, as statsd_server's typed layout means it).
+	// Typed values are cumulative series in both.
+	Layout string `toml:"layout"`
 }
+
+// The layouts of remote_write_client.
+const (
+	LayoutBucky3 = "bucky3"
+	LayoutTyped  = "typed"
+)
 
 // DefaultOptions returns the defaults of remote_write_client.
 func DefaultOptions() Options {
@@ -27,6 +39,7 @@ func DefaultOptions() Options {
 		Options:           push.DefaultOptions(0),
 		HTTPOptions:       HTTPOptions{Timeout: 30},
 		MaxSamplesPerSend: 2000,
+		Layout:            LayoutBucky3,
 	}
 	o.RemoteHosts = nil // the url says where
 	return o
@@ -42,6 +55,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxSamplesPerSend < 1 {
 		return fmt.Errorf("max_samples_per_send: must be at least 1, got %d", o.MaxSamplesPerSend)
+	}
+	if o.Layout != LayoutBucky3 && o.Layout != LayoutTyped {
+		return fmt.Errorf("layout: must be %q or %q, got %q", LayoutBucky3, LayoutTyped, o.Layout)
 	}
 	return nil
 }
@@ -81,7 +97,11 @@ type Client struct {
 	raw, body []byte // one request, before and after snappy; reused
 
 	noFields, rejected, skipped *engine.Counter
+	droppedMemory               *engine.Counter
 	rejectLog                   LogLimiter
+	typedSeries                 *engine.Gauge
+
+	refusedAt []int // scratch: the chunk indexes of metrics the memory budget refused
 }
 
 // New returns a client for o, which must have passed Validate. It reads
@@ -96,13 +116,18 @@ func New(m engine.Module, o Options) (*Client, error) {
 		return nil, err
 	}
 	return &Client{
-		m:         m,
-		o:         o,
-		ep:        ep,
-		noFields:  m.Stats.Counter("metrics_dropped_no_fields"),
-		rejected:  m.Stats.Counter("metrics_dropped_rejected"),
-		skipped:   m.Stats.Counter("fields_skipped"),
-		rejectLog: LogLimiter{Interval: time.Minute},
+		m:        m,
+		o:        o,
+		ep:       ep,
+		noFields: m.Stats.Counter("metrics_dropped_no_fields"),
+		rejected: m.Stats.Counter("metrics_dropped_rejected"),
+		skipped:  m.Stats.Counter("fields_skipped"),
+		// push.Run counts the queue's trims here too: both are metrics
+		// dropped for the memory budget.
+		droppedMemory: m.Stats.Counter("metrics_dropped_memory_limit"),
+		typedSeries:   m.Stats.Gauge("typed_series"),
+		rejectLog:     LogLimiter{Interval: time.Minute},
+		enc:           Encoder{TypedLayout: o.Layout == LayoutTyped, Memory: m.Memory},
 	}, nil
 }
 
@@ -123,13 +148,20 @@ func (c *Client) Run(ctx context.Context, in <-chan *engine.Batch) error {
 // duplicate of the same sample.
 func (c *Client) push(ctx context.Context, chunk []engine.Metric) (sent, dropped int, err error) {
 	now := time.Now().UnixMilli()
+	c.enc.Expire(now)
+	defer func() { c.typedSeries.Set(int64(c.enc.TypedSeries())) }()
 	i, first := 0, 0       // the next request starts at chunk[i].Fields[first]
 	carryRejected := false // a request holding earlier series of chunk[i] was rejected
 	for i < len(chunk) {
 		c.enc.Reset()
+		c.refusedAt = c.refusedAt[:0]
 		end, next := i, first
 		for end < len(chunk) {
-			n, _ := c.enc.Add(&chunk[end], now, next, c.o.MaxSamplesPerSend)
+			refused := c.enc.Refused()
+			n, added := c.enc.Add(&chunk[end], now, next, c.o.MaxSamplesPerSend)
+			if added == 0 && c.enc.Refused() > refused && next == 0 {
+				c.refusedAt = append(c.refusedAt, end)
+			}
 			if n < len(chunk[end].Fields) {
 				next = n // the request is full inside chunk[end]
 				break
@@ -139,9 +171,11 @@ func (c *Client) push(ctx context.Context, chunk []engine.Metric) (sent, dropped
 		rejected := false
 		if c.enc.Samples() > 0 {
 			if rejected, err = c.send(ctx); err != nil {
+				c.enc.Discard()
 				return sent, dropped, err
 			}
 		}
+		c.enc.Commit()
 		for j := i; j < end; j++ {
 			numeric, other := CountFields(&chunk[j])
 			c.skipped.Add(uint64(other))
@@ -149,6 +183,9 @@ func (c *Client) push(ctx context.Context, chunk []engine.Metric) (sent, dropped
 			case numeric == 0:
 				dropped++
 				c.noFields.Inc()
+			case slices.Contains(c.refusedAt, j):
+				dropped++
+				c.droppedMemory.Inc()
 			case rejected || j == i && carryRejected:
 				dropped++
 				c.rejected.Inc()
@@ -191,11 +228,12 @@ func (c *Client) send(ctx context.Context) (rejected bool, err error) {
 	return false, NewStatusError(status, resp)
 }
 
-// CountFields returns how many fields of m are finite numbers, which
-// become samples, and how many are not (strings, booleans, null, NaN, ±Inf).
+// CountFields returns how many fields of m become series (finite
+// numbers, and typed values with something to send) and how many do not
+// (strings, booleans, null, NaN, ±Inf, negative counter increases).
 func CountFields(m *engine.Metric) (numeric, other int) {
 	for i := range m.Fields {
-		if IsSample(m.Fields[i].Value) {
+		if v := &m.Fields[i].Value; IsSample(*v) || familyOf(v, false) != 0 {
 			numeric++
 		} else {
 			other++

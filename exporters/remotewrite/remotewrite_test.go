@@ -356,6 +356,7 @@ func TestOptions_Failure(t *testing.T) {
 	f(func(o *Options) { o.URL = "http://h:99999/x" }, "url: ")
 	f(func(o *Options) { o.RemoteHosts = []string{"h"} }, "remote_hosts: ")
 	f(func(o *Options) { o.MaxSamplesPerSend = 0 }, "max_samples_per_send: ")
+	f(func(o *Options) { o.Layout = "prometheus" }, "layout: ")
 	f(func(o *Options) { o.Timeout = 0 }, "timeout: ")
 	f(func(o *Options) { o.SocketTimeout = 0.0001 }, "socket_timeout: ")
 	f(func(o *Options) { o.ChunkSize = 0 }, "chunk_size: ")
