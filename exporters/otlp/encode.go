@@ -91,6 +91,11 @@ const CounterField = "count"
 // Once its buffers have grown it does not allocate. An Encoder is not
 // safe for concurrent use.
 type Encoder struct {
+	// TypedLayout names a metric whose only field is "value" after its
+	// bucket, as statsd_server's typed layout means it: its absolute
+	// gauges share the name of its gauge deltas.
+	TypedLayout bool
+
 	resourceKeys   []string // sorted
 	counterBuckets []string
 
@@ -152,7 +157,11 @@ func (e *Encoder) Add(m *engine.Metric, nowNs uint64) (added int) {
 			added++
 			continue
 		}
-		e.arena = remotewrite.AppendMetricName(e.arena[:0], m.Bucket, f.Name)
+		if e.TypedLayout && len(m.Fields) == 1 {
+			e.arena = remotewrite.AppendTypedName(e.arena[:0], m.Bucket, f.Name)
+		} else {
+			e.arena = remotewrite.AppendMetricName(e.arena[:0], m.Bucket, f.Name)
+		}
 		metric.AppendBytes(metricName, e.arena)
 		var point *easyproto.MessageMarshaler
 		if counter && f.Name == CounterField {

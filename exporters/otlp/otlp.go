@@ -26,6 +26,11 @@ type Options struct {
 	// CounterBuckets are the buckets whose count field is sent as a delta
 	// sum: statsd counters.
 	CounterBuckets []string `toml:"counter_buckets"`
+	// Layout is "bucky3" (every field <bucket>_<field>) or "typed" (a
+	// metric whose only field is "value" is named after its bucket, as
+	// statsd_server's typed layout means it). Typed values keep their
+	// types in both.
+	Layout string `toml:"layout"`
 }
 
 // DefaultOptions returns the defaults of otlp_client.
@@ -35,6 +40,7 @@ func DefaultOptions() Options {
 		HTTPOptions:    remotewrite.HTTPOptions{Timeout: 10},
 		Compression:    "gzip",
 		CounterBuckets: []string{"stats_counters"},
+		Layout:         remotewrite.LayoutBucky3,
 	}
 	o.RemoteHosts = nil // the url says where
 	return o
@@ -57,6 +63,9 @@ func (o *Options) Validate() error {
 		if k == "" {
 			return fmt.Errorf("resource_attributes: empty tag key")
 		}
+	}
+	if o.Layout != remotewrite.LayoutBucky3 && o.Layout != remotewrite.LayoutTyped {
+		return fmt.Errorf("layout: must be %q or %q, got %q", remotewrite.LayoutBucky3, remotewrite.LayoutTyped, o.Layout)
 	}
 	return nil
 }
@@ -91,7 +100,7 @@ func New(m engine.Module, o Options) (*Client, error) {
 		m:              m,
 		o:              o,
 		ep:             ep,
-		enc:            NewEncoder(o.ResourceAttributes, o.CounterBuckets),
+		enc:            newClientEncoder(o),
 		noFields:       m.Stats.Counter("metrics_dropped_no_fields"),
 		rejected:       m.Stats.Counter("metrics_dropped_rejected"),
 		skipped:        m.Stats.Counter("fields_skipped"),
@@ -141,6 +150,12 @@ func (c *Client) push(ctx context.Context, chunk []engine.Metric) (sent, dropped
 	c.skipped.Add(uint64(skipped))
 	c.noFields.Add(uint64(len(chunk) - withPoints))
 	return sent, dropped + len(chunk) - withPoints, nil
+}
+
+func newClientEncoder(o Options) *Encoder {
+	e := NewEncoder(o.ResourceAttributes, o.CounterBuckets)
+	e.TypedLayout = o.Layout == remotewrite.LayoutTyped
+	return e
 }
 
 // countFields returns how many fields of m become data points and how

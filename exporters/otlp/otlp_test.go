@@ -273,6 +273,7 @@ func TestOptions_Failure(t *testing.T) {
 	f(func(o *Options) { o.RemoteHosts = []string{"h"} }, "remote_hosts: ")
 	f(func(o *Options) { o.Compression = "snappy" }, "compression: ")
 	f(func(o *Options) { o.ResourceAttributes = []string{""} }, "resource_attributes: ")
+	f(func(o *Options) { o.Layout = "typed2" }, "layout: ")
 	f(func(o *Options) { o.Timeout = -1 }, "timeout: ")
 	f(func(o *Options) { o.MaxFlushInterval = math.Inf(1) }, "max_flush_interval: ")
 	f(func(o *Options) { o.BearerToken, o.BasicAuthUsername = "t", "u" }, "bearer_token: ")

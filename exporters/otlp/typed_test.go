@@ -101,6 +101,32 @@ func TestEncoder_Typed(t *testing.T) {
 	}
 }
 
+func TestEncoder_TypedLayout(t *testing.T) {
+	f := func(layout bool, want string) {
+		t.Helper()
+		e := NewEncoder(nil, nil)
+		e.TypedLayout = layout
+		for _, m := range []engine.Metric{
+			{Bucket: "g", Fields: []engine.Field{num("value", 10)}},
+			{Bucket: "g", Fields: []engine.Field{{Name: "value", Value: engine.Value{Kind: engine.KindGaugeDelta, Num: 1}}}},
+			{Bucket: "cpu", Fields: []engine.Field{num("value", 1), num("idle", 2)}},
+		} {
+			e.Add(&m, nowNs)
+		}
+		var names []string
+		for _, rm := range decode(t, e.AppendRequest(nil)).GetResourceMetrics() {
+			for _, m := range rm.GetScopeMetrics()[0].GetMetrics() {
+				names = append(names, m.GetName())
+			}
+		}
+		if got := strings.Join(names, " "); got != want {
+			t.Errorf("typed layout %v: names %s, want %s", layout, got, want)
+		}
+	}
+	f(false, "g_value g cpu_value cpu_idle")
+	f(true, "g g cpu_value cpu_idle")
+}
+
 func TestClient_VictoriaMetricsTyped(t *testing.T) {
 	r := backendtest.StartVictoriaMetricsOTLP(t)
 	in, stats, stop := run(t, fastOptions(r.OTLPURL))
