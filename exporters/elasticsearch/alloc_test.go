@@ -32,3 +32,19 @@ func TestAppendActionIndex_NoAllocs(t *testing.T) {
 		t.Fatalf("AppendIndex + AppendActionIndex: %v allocs per run, want 0", allocs)
 	}
 }
+
+// Typed metrics cost no allocation once the encoder knows their names.
+func TestAppendAction_TypedNoAllocs(t *testing.T) {
+	e := NewEncoder("metrics", "timestamp", "bucket")
+	ms := typedMetrics(1000)
+	buf := make([]byte, 0, 4096)
+	allocs := testing.AllocsPerRun(100, func() {
+		buf = buf[:0]
+		for i := range ms {
+			buf = e.AppendAction(buf, &ms[i], now)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("AppendAction: %v allocs per run, want 0", allocs)
+	}
+}

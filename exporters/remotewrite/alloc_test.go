@@ -36,3 +36,22 @@ func TestAppendNames_NoAllocs(t *testing.T) {
 		t.Fatalf("AppendMetricName/LabelName/LabelValue: %v allocs per run, want 0", allocs)
 	}
 }
+
+// Typed series already known cost no allocation either: their totals are
+// updated in place.
+func TestEncoder_TypedNoAllocs(t *testing.T) {
+	var e Encoder
+	ms := typedInterval(5, tag("host", "a"))
+	buf := make([]byte, 0, 4096)
+	allocs := testing.AllocsPerRun(100, func() {
+		e.Reset()
+		for i := range ms {
+			e.Add(&ms[i], nowMs, 0, 1000)
+		}
+		buf = e.AppendRequest(buf[:0])
+		e.Commit()
+	})
+	if allocs != 0 {
+		t.Fatalf("typed Add+AppendRequest+Commit: %v allocs per run, want 0", allocs)
+	}
+}
