@@ -180,13 +180,17 @@ func (e *Encoder) Add(m *engine.Metric, nowNs uint64) (added int) {
 	return added
 }
 
-// IsPoint reports whether v becomes a data point: a finite number or
-// typed counter or gauge delta, or a typed histogram or summary.
+// IsPoint reports whether v becomes a data point: a finite number, typed
+// gauge delta or non-negative typed counter increase (a monotonic sum
+// cannot go down), or a typed histogram or summary.
 func IsPoint(v engine.Value) bool {
 	switch v.Kind {
 	case engine.KindHistogram, engine.KindSummary:
 		return v.Dist != nil
-	case engine.KindCounter, engine.KindGaugeDelta:
+	case engine.KindCounter:
+		f, ok := v.Float()
+		return ok && f >= 0
+	case engine.KindGaugeDelta:
 		_, ok := v.Float()
 		return ok
 	}

@@ -14,7 +14,7 @@ import (
 )
 
 // typedMetrics are one of each typed kind statsd_server's typed layout
-// emits, tagged host=h; the last has nothing to send.
+// emits, tagged host=h; the last two have nothing to send.
 func typedMetrics(h string, ts int64) []engine.Metric {
 	tags := []engine.Tag{tag("code", "200"), tag("host", h)}
 	typed := func(bucket string, v engine.Value) engine.Metric {
@@ -32,6 +32,7 @@ func typedMetrics(h string, ts int64) []engine.Metric {
 		typed("size", engine.Value{Kind: engine.KindSummary, Dist: &engine.Distribution{
 			Count: 5, Sum: 15, Samples: []float64{5, 1, 4, 2, 3}}, Meta: &engine.TypeMeta{Quantiles: []engine.Quantile{{Q: 0.5}, {Q: 0.99}}}}),
 		typed("bad", engine.CounterIncrease(math.NaN())),
+		typed("negative", engine.CounterIncrease(-1)),
 	}
 }
 
@@ -134,8 +135,8 @@ func TestClient_VictoriaMetricsTyped(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	enginetest.CheckDelivery(t, stats, map[string]uint64{"metrics_received": 6, "metrics_sent": 5, "metrics_dropped": 1,
-		"metrics_dropped_no_fields": 1, "fields_skipped": 1})
+	enginetest.CheckDelivery(t, stats, map[string]uint64{"metrics_received": 7, "metrics_sent": 5, "metrics_dropped": 2,
+		"metrics_dropped_no_fields": 2, "fields_skipped": 2})
 	sel := `{host="typed",code="200"`
 	for expr, want := range map[string]float64{
 		"api_hits" + sel + "}":                         3,
