@@ -3,6 +3,7 @@ package carbon
 import (
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/bucky3/bucky3/engine"
 )
@@ -12,6 +13,7 @@ import (
 const (
 	bucketKey = "bucket"
 	valueKey  = "value"
+	nameKey   = "name"
 )
 
 // AppendLines appends one plaintext line per numeric field of m
@@ -121,6 +123,13 @@ func appendPath(dst []byte, m *engine.Metric, field string, mapping []string) (o
 		}
 		dst = appendComponent(dst, v)
 	}
+	// A StatsD name (the name tag, a typed metric's bucket) keeps its dots
+	// as path separators, as Graphite users of StatsD expect.
+	addDotted := func(v string) {
+		for part := range strings.SplitSeq(v, ".") {
+			add(part)
+		}
+	}
 	addField := func() {
 		add(field)
 		fieldAt, fieldEnd = len(dst)-len(field), len(dst)
@@ -129,11 +138,13 @@ func appendPath(dst []byte, m *engine.Metric, field string, mapping []string) (o
 	for _, k := range mapping {
 		switch k {
 		case bucketKey:
-			add(m.Bucket)
+			addDotted(m.Bucket)
 		case valueKey:
 			addField()
 		default:
-			if v, ok := m.Tag(k); ok {
+			if v, ok := m.Tag(k); ok && k == nameKey {
+				addDotted(v)
+			} else if ok {
 				add(v)
 			}
 		}
@@ -146,7 +157,7 @@ func appendPath(dst []byte, m *engine.Metric, field string, mapping []string) (o
 			if special[si].key == valueKey {
 				addField()
 			} else {
-				add(special[si].value)
+				addDotted(special[si].value)
 			}
 		}
 		si++
@@ -158,7 +169,11 @@ func appendPath(dst []byte, m *engine.Metric, field string, mapping []string) (o
 		if t.Key == bucketKey || t.Key == valueKey || contains(mapping, t.Key) {
 			continue
 		}
-		add(t.Value)
+		if t.Key == nameKey {
+			addDotted(t.Value)
+		} else {
+			add(t.Value)
+		}
 	}
 	for si < len(special) {
 		addSpecial()
@@ -174,7 +189,8 @@ func appendPath(dst []byte, m *engine.Metric, field string, mapping []string) (o
 func appendComponent(dst []byte, v string) []byte {
 	for i := 0; i < len(v); i++ {
 		switch c := v[i]; c {
-		case '.', '/', '*', '[', ']', ' ', '\t', '\n', '\r', '\v', '\f':
+		// ';' starts carbon's tags, '{', '}' and ',' are Graphite globs.
+		case '.', '/', '*', '[', ']', ' ', '\t', '\n', '\r', '\v', '\f', ';', '{', '}', ',':
 			dst = append(dst, '_')
 		default:
 			dst = append(dst, c)

@@ -43,7 +43,11 @@ func TestAppendLines_Success(t *testing.T) {
 		nil, "1.b.2.v.3 1 1000000000\n")
 	// Sanitised values, empty ones skipped, reserved keys beat tags.
 	f(engine.Metric{Bucket: "a.b/c", Tags: []engine.Tag{tag("bucket", "x"), tag("e", ""), tag("h", "*[x] y\tz"), tag("value", "y")}, Fields: []engine.Field{num("f.g", 2)}},
-		[]string{"bucket"}, "a_b_c.__x__y_z.f_g 2 1700000100\n")
+		[]string{"bucket"}, "a.b_c.__x__y_z.f_g 2 1700000100\n")
+	// A StatsD name's dots are path separators (empty parts skipped);
+	// carbon's tag separator and Graphite's glob characters are not kept.
+	f(engine.Metric{Bucket: "stats_counters", Tags: []engine.Tag{tag("name", ".api..get;x=1."), tag("z", "a{b,c}")}, Fields: []engine.Field{num("count", 2)}},
+		[]string{"bucket", "name"}, "stats_counters.api.get_x=1.count.a_b_c_ 2 1700000100\n")
 	// No timestamp and a future one both become now; booleans are numbers.
 	f(engine.Metric{Bucket: "m", Fields: []engine.Field{{Name: "up", Value: engine.Bool(true)}}, Timestamp: (now + 5) * 1000},
 		nil, "m.up 1 1700000100\n")
