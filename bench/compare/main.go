@@ -32,6 +32,7 @@ func run() int {
 		runs       = flag.Int("runs", 3, "runs per tested rate")
 		rss1M      = flag.Bool("rss-1m", true, "also measure RSS at 1M series")
 		command    = flag.String("command", "bench/compare.sh", "how this run was started, for the results")
+		cpuFor     = flag.Duration("cpu-duration", 0, "length of each cpu run (0: 10 s, 5 s with -quick); a run holds duration/flush_interval flushes ±1, so longer runs vary less")
 		statsdOpts = flag.String("bucky3-statsd", "", "extra TOML lines for bucky3's statsd_server section, e.g. 'mapping_config = \"bench/mapping-50.yml\"'")
 	)
 	flag.Parse()
@@ -44,6 +45,9 @@ func run() int {
 	cpuDuration := 10 * time.Second
 	if *quick {
 		h.duration, h.steps, cpuDuration = 3*time.Second, 4, 5*time.Second
+	}
+	if *cpuFor > 0 {
+		cpuDuration = *cpuFor
 	}
 	want := map[string]bool{}
 	for t := range strings.SplitSeq(*tests, ",") {
