@@ -51,8 +51,8 @@ type series struct {
 	next int32
 	// value is a counter's sum of value/rate or a gauge's value.
 	value float64
-	// samples are a timer's samples, sorted only at flush: at most
-	// MaxTimerSamples, past which they are a reservoir (see over).
+	// samples are a timer's samples, in arrival order (the flush selects,
+	// not sorts): at most MaxTimerSamples, past which a reservoir (see over).
 	samples []float64
 	members map[string]struct{}
 	// over is the state of a timer or set past its per-interval cap
